@@ -1,0 +1,47 @@
+# The two commands a new user runs: `make demo` and `make test`. Both set themselves up first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.optabs-setup
+export GPAW_CONFIG := $(CURDIR)/resources/gpaw-siteconfig.py
+# One BLAS thread per process: GPAW and numpy oversubscribe a small machine otherwise.
+export OPENBLAS_NUM_THREADS := 1
+export OMP_NUM_THREADS := 1
+CORES ?= $(shell nproc)
+
+.PHONY: setup demo test test-fast bench lint dryrun clean
+
+setup: $(STAMP)
+
+# System packages, then the venv: torch pinned first (the CPU wheel on disk; an open range
+# would pull a multi-GB CUDA build), then the package with its pinned dependencies.
+$(STAMP): pyproject.toml tools/install-system.sh resources/gpaw-siteconfig.py
+	bash tools/install-system.sh
+	test -x $(PY) || python3.11 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[workflow,gpaw,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES)
+	@echo "Results in results/; report: results/report/index.html (once the report stage exists)"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/snakemake --lint
+
+dryrun: $(STAMP)
+	$(VENV)/bin/snakemake -n --cores 1
+	$(VENV)/bin/snakemake -n --profile profiles/slurm --configfile configs/paper.yaml
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,19 @@
+# optabs: crystal structures -> optical absorption spectra -> chemical insight.
+# Stages: structures -> dft -> spectra -> dataset -> model -> interpret -> report.
+# This file is the table of contents; the rules live in rules/*.smk, the science in optabs.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/structures.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

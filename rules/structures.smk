@@ -1,0 +1,36 @@
+# Stage `structures`: candidates from the configured source, screened by the chemistry filter.
+
+
+rule structures_mp_fetch:
+    output:
+        f"{RESULTS}/structures/mp_documents.json.gz",
+    log:
+        f"{LOGS}/structures/mp_fetch.log",
+    params:
+        mp=config["mp"],
+        filter=config["filter"],
+    resources:
+        **slurm_resources("cpu"),
+    conda:
+        "../envs/structures.yaml"
+    script:
+        "../scripts/structures_mp_fetch.py"
+
+
+rule structures:
+    input:
+        source_input(),
+    output:
+        kept=f"{RESULTS}/structures/kept.parquet",
+        rejected=f"{RESULTS}/structures/rejected.csv",
+    log:
+        f"{LOGS}/structures/structures.log",
+    params:
+        source=config["source"],
+        filter=config["filter"],
+    resources:
+        **slurm_resources("cpu"),
+    conda:
+        "../envs/structures.yaml"
+    script:
+        "../scripts/structures.py"

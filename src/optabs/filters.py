@@ -1,0 +1,158 @@
+"""The published chemistry criteria (Tokyo 2025-26 study, step 1 of its screening).
+
+A material is kept when it contains at least one of O, S, Se; none of H, the halogens, the
+noble gases, Mn-Ni, Tc-Rh, Os-Ir, Po, lanthanides other than La and Ce, actinides; is not
+spin-polarized; is not in space group P1; and has at most 40 atoms in its primitive cell.
+
+:func:`rejection_reasons` returns one reason per failed criterion (an empty list means kept),
+each as ``"<criterion>: <detail>"`` with ``criterion`` one of :data:`CRITERIA`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymatgen.core import Element, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+HALOGENS = ("F", "Cl", "Br", "I", "At", "Ts")
+NOBLE_GASES = ("He", "Ne", "Ar", "Kr", "Xe", "Rn", "Og")
+TRANSITION_METALS_EXCLUDED = ("Mn", "Fe", "Co", "Ni", "Tc", "Ru", "Rh", "Os", "Ir")
+LANTHANIDES_EXCLUDED = tuple(Element.from_Z(z).symbol for z in range(59, 72))  # Pr..Lu; La (57), Ce (58) allowed
+ACTINIDES = tuple(Element.from_Z(z).symbol for z in range(89, 104))  # Ac..Lr
+
+#: The published exclusion list, in the order of the criteria above.
+DEFAULT_EXCLUDED = ("H", *HALOGENS, *NOBLE_GASES, *TRANSITION_METALS_EXCLUDED, "Po", *LANTHANIDES_EXCLUDED, *ACTINIDES)
+
+CRITERIA = ("no_required_element", "excluded_element", "spin_polarized", "space_group_p1", "too_many_sites")
+
+#: Magnetic orderings that mean "not spin-polarized" (Materials Project's ``ordering`` field).
+NONMAGNETIC_ORDERINGS = ("NM", "")
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """Thresholds of the chemistry filter; defaults are the published ones.
+
+    ``magnetization_tol`` is in Bohr magnetons per cell: a total magnetization above it counts
+    as spin-polarized when the source gives no ordering. ``symprec`` (angstrom) is used both to
+    find the space group and to reduce the cell to its primitive form.
+    """
+
+    required_elements: tuple[str, ...] = ("O", "S", "Se")
+    excluded_elements: tuple[str, ...] = DEFAULT_EXCLUDED
+    max_sites: int = 40
+    exclude_p1: bool = True
+    exclude_spin_polarized: bool = True
+    magnetization_tol: float = 0.05
+    symprec: float = 0.01
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any] | None) -> "FilterSettings":
+        """Build from the ``filter`` section of the workflow config (missing keys take defaults)."""
+        cfg = dict(cfg or {})
+        for key in ("required_elements", "excluded_elements"):
+            if key in cfg:
+                cfg[key] = tuple(cfg[key])
+        return cls(**cfg)
+
+
+def primitive_cell(structure: Structure, symprec: float = 0.01) -> Structure:
+    """The primitive cell of ``structure`` (spglib, falls back to the structure itself)."""
+    try:
+        prim = SpacegroupAnalyzer(structure, symprec=symprec).find_primitive()
+    except Exception:  # spglib fails on some disordered or degenerate cells
+        prim = None
+    return prim if prim is not None and len(prim) <= len(structure) else structure
+
+
+def space_group_number(structure: Structure, symprec: float = 0.01) -> int:
+    try:
+        return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
+    except Exception:
+        return 1
+
+
+def is_spin_polarized(magnetization: float | str | None, tol: float) -> bool | None:
+    """True/False from a magnetic ordering (``"NM"``, ``"FM"``, ...) or a total magnetization
+    (Bohr magnetons per cell); None when the source says nothing."""
+    if magnetization is None:
+        return None
+    if isinstance(magnetization, str):
+        return magnetization.strip().upper() not in NONMAGNETIC_ORDERINGS
+    if isinstance(magnetization, float) and math.isnan(magnetization):
+        return None
+    return abs(float(magnetization)) > tol
+
+
+def rejection_reasons(
+    structure: Structure,
+    magnetization: float | str | None = None,
+    settings: FilterSettings | None = None,
+) -> list[str]:
+    """Every published criterion ``structure`` fails, one reason each; ``[]`` means kept.
+
+    ``magnetization`` is the source's magnetic data: an ordering string (``"NM"``, ``"FM"``,
+    ``"AFM"``, ``"FiM"``) or a total magnetization in Bohr magnetons per cell; ``None`` when
+    unknown (the spin criterion is then not applied).
+    """
+    s = settings or FilterSettings()
+    elements = {el.symbol for el in structure.composition.elements}
+    reasons = []
+    if not elements & set(s.required_elements):
+        reasons.append(f"no_required_element: none of {', '.join(s.required_elements)}")
+    excluded = [el for el in s.excluded_elements if el in elements]
+    if excluded:
+        reasons.append(f"excluded_element: {', '.join(excluded)}")
+    if s.exclude_spin_polarized and is_spin_polarized(magnetization, s.magnetization_tol):
+        reasons.append(f"spin_polarized: {_describe_magnetization(magnetization)}")
+    if s.exclude_p1 and space_group_number(structure, s.symprec) == 1:
+        reasons.append("space_group_p1: no symmetry beyond P1")
+    n_prim = len(primitive_cell(structure, s.symprec))
+    if n_prim > s.max_sites:
+        reasons.append(f"too_many_sites: {n_prim} atoms in the primitive cell > {s.max_sites}")
+    return reasons
+
+
+def _describe_magnetization(m: float | str) -> str:
+    if isinstance(m, str):
+        return f"magnetic ordering {m}"
+    return f"total magnetization {float(m):.3g} Bohr magnetons per cell"
+
+
+@dataclass
+class FilterOutcome:
+    """Kept candidates and the rejected table rows (one per failed criterion)."""
+
+    kept: list = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+
+def apply_filter(candidates: list, settings: FilterSettings | None = None) -> FilterOutcome:
+    """Split candidates (``optabs.structures.Candidate``) into kept and rejected.
+
+    Kept structures are reduced to their primitive cell (what the DFT stage computes).
+    Rejected rows: ``material_id, formula, source_ref, criterion, detail``.
+    """
+    s = settings or FilterSettings()
+    out = FilterOutcome()
+    for c in candidates:
+        reasons = rejection_reasons(c.structure, c.magnetic_data, s)
+        if not reasons:
+            c.structure = primitive_cell(c.structure, s.symprec)
+            out.kept.append(c)
+            continue
+        for reason in reasons:
+            criterion, _, detail = reason.partition(": ")
+            out.rejected.append(
+                {
+                    "material_id": c.material_id,
+                    "formula": c.formula,
+                    "source_ref": c.source_ref,
+                    "criterion": criterion,
+                    "detail": detail,
+                }
+            )
+    return out
