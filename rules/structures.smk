@@ -9,6 +9,7 @@ rule structures_mp_fetch:
     params:
         mp=config["mp"],
         filter=config["filter"],
+        partial_dir=f"{RESULTS}/structures/mp_partial",
     resources:
         **slurm_resources("cpu"),
     conda:

@@ -1,13 +1,13 @@
 """Rule `structures`: source -> chemistry filter -> kept.parquet + rejected.csv."""
 
-from optabs.logs import setup_logging
+from optabs.logs import logged
 from optabs.structures.stage import run_structures_stage
 
-setup_logging(snakemake.log[0])
-run_structures_stage(
-    source=snakemake.params.source,
-    path=snakemake.input[0],
-    filter_config=snakemake.params.filter,
-    kept_path=snakemake.output.kept,
-    rejected_path=snakemake.output.rejected,
-)
+with logged(snakemake.log[0]):
+    run_structures_stage(
+        source=snakemake.params.source,
+        path=snakemake.input[0],
+        filter_config=snakemake.params.filter,
+        kept_path=snakemake.output.kept,
+        rejected_path=snakemake.output.rejected,
+    )

@@ -39,3 +39,29 @@ def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> log
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(True)
     return logging.getLogger("optabs")
+
+
+class logged:  # noqa: N801 (used as a context manager in scripts)
+    """Set up logging to ``log_path`` and record any exception there before it propagates.
+
+    Errors optabs raises on purpose (:class:`optabs.errors.OptabsError`) are logged as one clear
+    line; anything else with its traceback. The exception is re-raised so the job fails.
+    """
+
+    def __init__(self, log_path: str | None = None):
+        self.log_path = log_path
+        self.log = setup_logging(log_path)
+
+    def __enter__(self) -> logging.Logger:
+        return self.log
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        from optabs.errors import OptabsError
+
+        if exc is None:
+            return False
+        if isinstance(exc, OptabsError):
+            self.log.error("%s", exc)
+        else:
+            self.log.error("%s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))
+        return False
