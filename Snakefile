@@ -9,8 +9,15 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+wildcard_constraints:
+    material_id=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
+
+
 include: "rules/common.smk"
 include: "rules/structures.smk"
+include: "rules/dft.smk"
+include: "rules/spectra.smk"
+include: "rules/dataset.smk"
 
 
 rule all:

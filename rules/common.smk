@@ -1,4 +1,5 @@
 # Config validation and the helpers rules share. Nothing here does science.
+import functools
 import os
 import sys
 from pathlib import Path
@@ -31,9 +32,24 @@ def check_config_consistency():
         )
     if source == "catalog" and not Path(config["catalog"]).is_file():
         raise ValueError(f"config key 'catalog': file {config['catalog']} does not exist")
+    if source == "dataset" and not config.get("dataset_dir"):
+        raise ValueError(
+            "config key 'dataset_dir' is empty but source is 'dataset': "
+            "pass --config dataset_dir=/path/to/alignn/folder"
+        )
 
 
 check_config_consistency()
+
+DFT_ENGINE = config["dft"]["engine"]
+# Engine settings are checked now, so a wrong one stops the run before any job.
+from optabs.dft.stage import make_engine
+from optabs.errors import ConfigError
+
+try:
+    make_engine(DFT_ENGINE, config["dft"][DFT_ENGINE])
+except ConfigError as exc:
+    raise ConfigError(f"config key 'dft.{DFT_ENGINE}': {exc}") from None
 
 
 def source_input():
@@ -43,6 +59,8 @@ def source_input():
         return config["catalog"]
     if source == "mp":
         return f"{RESULTS}/structures/mp_documents.json.gz"
+    if source == "dataset":
+        return config["dataset_dir"]
     return config["structures_dir"]
 
 
@@ -62,9 +80,38 @@ def slurm_resources(kind):
     return res
 
 
+@functools.lru_cache(maxsize=4)
+def _kept_digests(path, mtime):
+    import pandas as pd
+
+    from optabs.dft.stage import structure_digest
+
+    table = pd.read_parquet(path, columns=["material_id", "structure"])
+    return dict(zip(table.material_id, map(structure_digest, table.structure)))
+
+
+def kept_table_path():
+    return checkpoints.structures.get().output.kept
+
+
+def kept_material_ids():
+    path = kept_table_path()
+    return sorted(_kept_digests(path, os.path.getmtime(path)))
+
+
+def kept_structure_digest(material_id):
+    path = f"{RESULTS}/structures/kept.parquet"
+    return _kept_digests(path, os.path.getmtime(path)).get(material_id, "")
+
+
+def dft_results(wildcards):
+    """Every kept material's result.json (known once the structures checkpoint has run)."""
+    return expand(f"{RESULTS}/dft/{{material_id}}/result.json", material_id=kept_material_ids())
+
+
 def final_targets():
     """The targets of the default run: the last stage that exists so far."""
-    return [
-        f"{RESULTS}/structures/kept.parquet",
-        f"{RESULTS}/structures/rejected.csv",
-    ]
+    targets = [f"{RESULTS}/dataset/dataset.parquet", f"{RESULTS}/dataset/alignn"]
+    if config["source"] != "dataset":
+        targets += [f"{RESULTS}/structures/rejected.csv", f"{RESULTS}/dft/summary.csv"]
+    return targets

@@ -18,7 +18,7 @@ rule structures_mp_fetch:
         "../scripts/structures_mp_fetch.py"
 
 
-rule structures:
+checkpoint structures:
     input:
         source_input(),
     output:

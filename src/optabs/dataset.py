@@ -242,3 +242,160 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
 def spectra_matrix(dataset: pd.DataFrame) -> np.ndarray:
     """(M, n_points) array of the dataset's log10 alpha spectra."""
     return np.stack([np.asarray(v, dtype=float) for v in dataset["log10_alpha"]])
+
+
+# ---------------------------------------------------------------- from DFT results: spectra stage
+
+SPECTRA_COLUMNS = [
+    "material_id",
+    "formula",
+    "structure",
+    "log10_alpha",
+    "onset_ev",
+    "dft_gap_ev",
+    "dft_direct_gap_ev",
+    "corrected_gap_ev",
+    "gap_method",
+    "energy_per_atom_ev",
+    "energy_scale",
+    "engine",
+]
+DFT_SUMMARY_COLUMNS = ["material_id", "status", "engine", "dft_gap_ev", "corrected_gap_ev", "gap_method", "reason", "log_path"]
+
+
+def spectra_table(result_paths: list[str | Path], grid: Grid) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gap-corrected log10 alpha on the grid for every successful DFT result.
+
+    Returns ``(spectra, summary)``: the spectra table (:data:`SPECTRA_COLUMNS`) and one summary
+    row per material (:data:`DFT_SUMMARY_COLUMNS`) with ``status`` ``ok``, ``failed`` (DFT) or
+    ``spectra_failed`` (the correction could not be applied, e.g. data not covering the grid).
+    A corrupt result file is a failure of that material, named in the summary.
+    """
+    from optabs.dft import DielectricResult, read_result
+    from optabs.spectra import corrected_spectrum
+
+    energy = grid.energy_ev
+    spectra, summary = [], []
+    for path in result_paths:
+        material_id = Path(path).parent.name
+        try:
+            outcome = read_result(path)
+        except InputError as exc:
+            summary.append(_summary(material_id, "failed", "", reason=str(exc), log_path=str(path)))
+            continue
+        if not isinstance(outcome, DielectricResult):
+            summary.append(
+                _summary(outcome.material_id, "failed", outcome.engine, reason=outcome.reason, log_path=outcome.log_path)
+            )
+            continue
+        r = outcome
+        try:
+            corrected = corrected_spectrum(
+                r.energy_ev, r.eps_imag, r.dft_gap_ev, r.corrected_gap_ev, energy,
+                floor=grid.log10_alpha_floor, onset_threshold=grid.onset_threshold,
+            )
+        except InputError as exc:
+            summary.append(_summary(r.material_id, "spectra_failed", r.engine, r, reason=str(exc)))
+            continue
+        structure = Structure.from_dict(r.structure)
+        spectra.append(
+            {
+                "material_id": r.material_id,
+                "formula": structure.composition.reduced_formula,
+                "structure": structure.to_json(),
+                "log10_alpha": [float(v) for v in corrected.log10_alpha],
+                "onset_ev": math.nan if corrected.onset_ev is None else float(corrected.onset_ev),
+                "dft_gap_ev": r.dft_gap_ev,
+                "dft_direct_gap_ev": r.dft_direct_gap_ev,
+                "corrected_gap_ev": r.corrected_gap_ev,
+                "gap_method": r.gap_method,
+                "energy_per_atom_ev": r.energy_per_atom_ev,
+                "energy_scale": r.energy_scale,
+                "engine": r.engine,
+            }
+        )
+        summary.append(_summary(r.material_id, "ok", r.engine, r))
+    return pd.DataFrame(spectra, columns=SPECTRA_COLUMNS), pd.DataFrame(summary, columns=DFT_SUMMARY_COLUMNS)
+
+
+def _summary(material_id, status, engine, result=None, reason="", log_path=""):
+    return {
+        "material_id": material_id,
+        "status": status,
+        "engine": engine,
+        "dft_gap_ev": getattr(result, "dft_gap_ev", math.nan),
+        "corrected_gap_ev": getattr(result, "corrected_gap_ev", math.nan),
+        "gap_method": getattr(result, "gap_method", ""),
+        "reason": reason,
+        "log_path": log_path,
+    }
+
+
+# ---------------------------------------------------------------- curation: dataset stage
+
+
+@dataclass
+class Curation:
+    """Which materials enter the dataset: stable within ``e_above_hull_max_ev`` (eV/atom) and
+    with a DFT gap of at least ``min_gap_ev`` (eV)."""
+
+    e_above_hull_max_ev: float = 0.0
+    min_gap_ev: float = 0.3
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "Curation":
+        return cls(**(cfg or {}))
+
+
+def energies_above_hull(formulas: list[str], energies_per_atom: np.ndarray, scales: list[str]) -> np.ndarray:
+    """Energy above the convex hull (eV/atom) of each material against the others.
+
+    Built with pymatgen's ``PhaseDiagram`` over the computed materials, separately for each
+    energy scale (only energies from the same engine and settings are comparable). Elements
+    with no computed reference get a pseudo-reference 10 eV/atom above every computed energy, so
+    the hull is the lower envelope of the computed compounds: e_above_hull says how far a
+    material lies above a mix of the *computed* phases (a polymorph above a more stable one, a
+    ternary above its computed binaries), never less stable than it is.
+    """
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition
+
+    energies = np.asarray(energies_per_atom, dtype=float)
+    out = np.full(len(formulas), math.nan)
+    for scale in sorted(set(scales)):
+        idx = [i for i, s in enumerate(scales) if s == scale]
+        comps = [Composition(formulas[i]) for i in idx]
+        entries = [PDEntry(c, energies[i] * c.num_atoms) for c, i in zip(comps, idx)]
+        have = {c.elements[0] for c in comps if len(c.elements) == 1}
+        ceiling = float(np.max(energies[idx])) + 10.0
+        elements = sorted({el for c in comps for el in c.elements} - have)
+        refs = [PDEntry(Composition({el: 1}), ceiling) for el in elements]
+        pd_ = PhaseDiagram(entries + refs)
+        for i, entry in zip(idx, entries):
+            out[i] = max(0.0, pd_.get_e_above_hull(entry, allow_negative=True))
+    return out
+
+
+def curate(spectra: pd.DataFrame, curation: Curation) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The dataset (:data:`DATASET_COLUMNS`) and the dropped table (:data:`DROPPED_COLUMNS`)."""
+    spectra = spectra.copy()
+    spectra["e_above_hull_ev"] = (
+        energies_above_hull(list(spectra.formula), spectra.energy_per_atom_ev.to_numpy(), list(spectra.energy_scale))
+        if len(spectra)
+        else []
+    )
+    unstable = spectra.e_above_hull_ev > curation.e_above_hull_max_ev + 1e-8
+    small_gap = spectra.dft_gap_ev < curation.min_gap_ev
+    dropped = []
+    for row in spectra[unstable].itertuples():
+        dropped.append(
+            _drop(row.material_id, row.formula, "unstable",
+                  f"{row.e_above_hull_ev:.3f} eV/atom above the hull > {curation.e_above_hull_max_ev}")
+        )
+    for row in spectra[small_gap].itertuples():
+        dropped.append(
+            _drop(row.material_id, row.formula, "small_gap", f"DFT gap {row.dft_gap_ev:.3f} eV < {curation.min_gap_ev} eV")
+        )
+    kept = spectra[~unstable & ~small_gap].copy()
+    kept["source_name"] = kept.material_id
+    return kept[DATASET_COLUMNS].reset_index(drop=True), pd.DataFrame(dropped, columns=DROPPED_COLUMNS)

@@ -1,0 +1,42 @@
+# Stage `dataset`: the model's table and its ALIGNN folder-format export. Either curated from
+# this workflow's own spectra, or (source: dataset) imported from an ALIGNN folder with no DFT.
+
+if config["source"] == "dataset":
+
+    rule dataset_import:
+        input:
+            config["dataset_dir"],
+        output:
+            dataset=f"{RESULTS}/dataset/dataset.parquet",
+            dropped=f"{RESULTS}/dataset/dropped.csv",
+            alignn=directory(f"{RESULTS}/dataset/alignn"),
+        log:
+            f"{LOGS}/dataset/dataset_import.log",
+        params:
+            grid=config["spectra"],
+        resources:
+            **slurm_resources("cpu"),
+        conda:
+            "../envs/report.yaml"
+        script:
+            "../scripts/dataset_import.py"
+
+else:
+
+    rule dataset:
+        input:
+            spectra=f"{RESULTS}/spectra/spectra.parquet",
+        output:
+            dataset=f"{RESULTS}/dataset/dataset.parquet",
+            dropped=f"{RESULTS}/dataset/dropped.csv",
+            alignn=directory(f"{RESULTS}/dataset/alignn"),
+        log:
+            f"{LOGS}/dataset/dataset.log",
+        params:
+            curation=config["dataset"],
+        resources:
+            **slurm_resources("cpu"),
+        conda:
+            "../envs/report.yaml"
+        script:
+            "../scripts/dataset.py"

@@ -1,0 +1,20 @@
+# Stage `spectra`: every successful DFT result -> gap-corrected log10 alpha on the common grid.
+# One batched job: the correction takes milliseconds per material.
+
+
+rule spectra:
+    input:
+        dft_results,
+    output:
+        spectra=f"{RESULTS}/spectra/spectra.parquet",
+        summary=f"{RESULTS}/dft/summary.csv",
+    log:
+        f"{LOGS}/spectra/spectra.log",
+    params:
+        grid=config["spectra"],
+    resources:
+        **slurm_resources("cpu"),
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/spectra.py"

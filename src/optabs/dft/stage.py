@@ -1,0 +1,90 @@
+"""The ``dft`` stage for one material: pick the engine, run it, record a result or a failure.
+
+Whatever goes wrong inside the calculation (no convergence, an engine error, corrupt output,
+even an unexpected exception) becomes a :class:`~optabs.dft.FailureRecord` in ``result.json``
+so the other materials go on and later stages skip this one. Only a killed process (timeout,
+node failure) leaves no record: the job fails and Snakemake retries it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pymatgen.core import Structure
+
+from optabs.dft import CalculationError, DielectricResult, Engine, FailureRecord, write_result
+from optabs.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("gpaw", "vasp")
+
+
+def make_engine(name: str, settings: dict[str, Any] | None) -> Engine:
+    """The engine called ``name`` with its config section (``dft.gpaw`` or ``dft.vasp``).
+
+    Raises :class:`ConfigError` naming the key for an unknown engine or setting.
+    """
+    settings = dict(settings or {})
+    if name == "gpaw":
+        from optabs.dft.gpaw import GpawEngine, GpawSettings
+
+        preset = settings.pop("preset", "demo")
+        return GpawEngine(GpawSettings.preset(preset, **settings))
+    if name == "vasp":
+        from optabs.dft.vasp import VaspEngine, VaspSettings
+
+        return VaspEngine(VaspSettings.from_dict(settings))
+    raise ConfigError(f"config key 'dft.engine': unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+
+
+def structure_digest(structure_json: str) -> str:
+    """A short stable digest of a structure's JSON: a changed structure means a new calculation."""
+    return hashlib.sha256(structure_json.encode()).hexdigest()[:16]
+
+
+def kept_structure(kept_path: str | Path, material_id: str) -> Structure:
+    table = pd.read_parquet(kept_path, columns=["material_id", "structure"])
+    rows = table.loc[table.material_id == material_id, "structure"]
+    if rows.empty:
+        raise InputError(f"material {material_id} is not in {kept_path}; rerun the structures stage")
+    return Structure.from_str(rows.iloc[0], fmt="json")
+
+
+def run_material(
+    material_id: str,
+    kept_path: str | Path,
+    engine_name: str,
+    engine_settings: dict[str, Any] | None,
+    workdir: str | Path,
+    result_path: str | Path,
+    log_path: str = "",
+) -> DielectricResult | FailureRecord:
+    """Compute one material and write ``result_path`` (success or failure record, atomically)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(engine_name, engine_settings)
+    start = time.monotonic()
+    try:
+        structure = kept_structure(kept_path, material_id)
+        outcome: DielectricResult | FailureRecord = engine.run(material_id, structure, workdir)
+        log.info(
+            "%s: %s gap %.3f eV, corrected %.3f eV (%s), %.1f s",
+            material_id, engine_name, outcome.dft_gap_ev, outcome.corrected_gap_ev, outcome.gap_method,
+            time.monotonic() - start,
+        )
+    except CalculationError as exc:
+        log.error("%s failed: %s", material_id, exc)
+        outcome = FailureRecord(
+            material_id, engine_name, str(exc), stage=getattr(exc, "stage", ""), log_path=exc.log_path or log_path
+        )
+    except Exception as exc:  # one failing material never stops the others
+        log.exception("%s failed unexpectedly", material_id)
+        outcome = FailureRecord(material_id, engine_name, f"{type(exc).__name__}: {exc}", log_path=log_path)
+    write_result(result_path, outcome)
+    return outcome
