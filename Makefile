@@ -34,6 +34,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
+	$(PY) -m pip install -q vise==0.9.6   # benchmark-only: the reference Kramers-Kronig
 	$(PY) benchmarks/run.py
 
 lint: $(STAMP)

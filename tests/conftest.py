@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,6 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SHARED_DATA = SHARED / "data" / "oxide-surrogate"
+VASP_DATA = REPO / "tests" / "data" / "vasp"
+FAKE_VASP = REPO / "tests" / "fake_vasp.py"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "resources", "config.yaml", "configs", "profiles", "envs")
 
@@ -50,3 +53,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"needs the shared dataset at {SHARED_DATA} (absent in this clone)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def fake_potcars(tmp_path_factory) -> Path:
+    """A POTCAR library (pymatgen's PMG_VASP_PSP_DIR layout) of fake POTCARs for PBE_54."""
+    root = tmp_path_factory.mktemp("psp")
+    template = (VASP_DATA / "POTCAR.template").read_text()
+    for symbol, d in json.loads((VASP_DATA / "fake_potcars.json").read_text()).items():
+        if symbol.startswith("_"):
+            continue
+        folder = root / "POT_GGA_PAW_PBE_54" / symbol
+        folder.mkdir(parents=True)
+        (folder / "POTCAR").write_text(
+            template.format(
+                symbol=symbol, element=d["element"], zval=d["zval"], pomass=d["pomass"],
+                enmax=d["enmax"], enmin=0.75 * d["enmax"],
+            )
+        )
+    return root

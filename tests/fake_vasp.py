@@ -28,7 +28,8 @@ Control, for tests: the JSON file named by the environment variable OPTABS_FAKE_
      "errors": {"relax": {"kind": "subspace", "runs": 1}}}
 
 ``errors[<kind of run>]`` makes the first ``runs`` runs of that kind in a directory fail
-(``runs: -1``: every run). Error kinds:
+(``runs: -1``: every run); with ``"only_in": "<folder name>"`` only in directories below a folder
+of that name (one material of a workflow run). Error kinds:
   subspace     "WARNING: Sub-Space-Matrix is not hermitian in DAV" in stdout, outputs complete
                (custodian's VaspErrorHandler sets LREAL = False, then PREC = Accurate)
   zbrent       "ZBRENT: fatal error in bracketing" in stdout, exit code 1
@@ -276,6 +277,8 @@ def main() -> int:
             else "bandgap"
         )
         spec = control.get("errors", {}).get(kind, {})
+        if spec.get("only_in") and spec["only_in"] not in cwd.resolve().parts:
+            spec = {}  # the error is meant for another material's folder
         n_previous = sum(1 for r in runs if r["kind"] == kind)
         error = spec.get("kind") if spec and (spec.get("runs", 1) < 0 or n_previous < spec.get("runs", 1)) else None
         runs.append({"run": len(runs) + 1, "kind": kind, "error": error, "incar": tags})

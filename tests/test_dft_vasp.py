@@ -55,25 +55,6 @@ FAKE_GAP, FAKE_EPS_INF, FAKE_HYBRID_PER_AEXX = 4.5, 3.0, 9.0
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def fake_potcars(tmp_path_factory) -> Path:
-    """A POTCAR library (pymatgen's PMG_VASP_PSP_DIR layout) of fake POTCARs for PBE_54."""
-    root = tmp_path_factory.mktemp("psp")
-    template = (DATA / "POTCAR.template").read_text()
-    for symbol, d in json.loads((DATA / "fake_potcars.json").read_text()).items():
-        if symbol.startswith("_"):
-            continue
-        folder = root / "POT_GGA_PAW_PBE_54" / symbol
-        folder.mkdir(parents=True)
-        (folder / "POTCAR").write_text(
-            template.format(
-                symbol=symbol, element=d["element"], zval=d["zval"], pomass=d["pomass"],
-                enmax=d["enmax"], enmin=0.75 * d["enmax"],
-            )
-        )
-    return root
-
-
 @pytest.fixture
 def settings(fake_potcars) -> VaspSettings:
     """Settings of the published method, with the stand-in VASP and fast custodian polling."""

@@ -28,12 +28,14 @@ RESULT_SCHEMA_VERSION = 1
 class CalculationError(OptabsError, RuntimeError):
     """A calculation that failed for a reason worth recording (no convergence, engine error, bad output).
 
-    ``log_path`` points at the engine's log so the failure record can name it.
+    ``log_path`` points at the engine's log so the failure record can name it; ``stage`` is the
+    step that failed (e.g. "ground_state", "optics").
     """
 
-    def __init__(self, message: str, log_path: str | Path | None = None):
+    def __init__(self, message: str, log_path: str | Path | None = None, stage: str = ""):
         super().__init__(message)
         self.log_path = str(log_path) if log_path else ""
+        self.stage = stage
 
 
 @dataclass
