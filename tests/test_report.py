@@ -1,0 +1,307 @@
+"""optabs.report: figures, the static site (links, images, atomic writes) and a real headless browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from optabs.chemistry import MATERIAL_ENV_COLUMNS, cluster_chemistry, dominant_environment, element_sets
+from optabs.dataset import DATASET_COLUMNS, Grid, onsets, spectra_matrix
+from optabs.errors import InputError
+from optabs.interpret import compare_clusterings, ward_clusters
+from optabs.report import (
+    build_report,
+    cluster_grid_figure,
+    cluster_spectra_figure,
+    dendrogram_figure,
+    onset_edge_figure,
+    onset_parity_figure,
+    worst_by_quartile_figure,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def synthetic(m: int = 40, k: int = 4, seed: int = 0):
+    """A small dataset in ``k`` groups with features, spectra, formulas and environments."""
+    rng = np.random.default_rng(seed)
+    grid = Grid()
+    energy = grid.energy_ev
+    group = np.arange(m) % k
+    features = rng.normal(0, 10, (k, 16))[group] + rng.normal(0, 0.5, (m, 16))
+    gap = np.linspace(3.0, 7.0, k)[group] + rng.normal(0, 0.2, m)
+    spectra = np.maximum(2.0, 1.5 + 4.0 / (1.0 + np.exp(-(energy[None, :] - gap[:, None]) / 0.3)))
+    pools = [("Na", "V"), ("K", "Cr"), ("Mg", "Si"), ("Zn", "Al"), ("Ca", "Ti"), ("Li", "B")]
+    formulas = [f"{pools[g % 6][0]}{1 + i % 3}{pools[g % 6][1]}O4" for i, g in enumerate(group)]
+    ids = [f"mat-{i:03d}" for i in range(m)]
+    dataset = pd.DataFrame({
+        "material_id": ids, "source_name": ids, "formula": formulas, "structure": "", "log10_alpha": list(spectra),
+        "onset_ev": onsets(grid, spectra), "dft_gap_ev": gap - 1, "corrected_gap_ev": gap, "e_above_hull_ev": 0.0,
+        "engine": "synthetic",
+    })[DATASET_COLUMNS]
+    tet = np.where(group % 2 == 0, 0.95, 0.1) + rng.uniform(0, 0.04, m)
+    octa = np.where(group % 2 == 1, 0.9, 0.05) + rng.uniform(0, 0.04, m)
+    envs = pd.DataFrame({
+        "material_id": ids, "formula": formulas, "n_cation_sites": 2, "tetrahedral_max": tet, "octahedral_max": octa,
+        "tetrahedral_element": [pools[g % 6][1] for g in group], "octahedral_element": [pools[g % 6][0] for g in group],
+        "dominant_env": dominant_environment(tet, octa), "cations": [sorted(pools[g % 6]) for g in group],
+        "anions": [["O"]] * m, "oxidation_method": "bond_valence", "error": "",
+    })[MATERIAL_ENV_COLUMNS]
+    return dataset, features, envs
+
+
+def report_inputs(m: int = 40, k: int = 4):
+    dataset, features, envs = synthetic(m, k)
+    spectra = spectra_matrix(dataset)
+    by_features = ward_clusters(features, k)
+    by_spectra = ward_clusters(spectra, k)
+    comparison = compare_clusterings(spectra, element_sets(list(dataset["formula"])), list(envs["dominant_env"]),
+                                     by_features.labels, by_spectra.labels, names=("features", "spectra"))
+    chemistry = cluster_chemistry(dataset, by_features.labels, envs)
+    clusters = pd.DataFrame({"material_id": dataset["material_id"], "cluster": by_features.labels,
+                             "cluster_spectra": by_spectra.labels})
+    rng = np.random.default_rng(1)
+    split = np.array(["train", "val", "test", "test"] * (m // 4))
+    predictions = pd.DataFrame({"material_id": dataset["material_id"], "split": split,
+                                "log10_alpha_pred": list(spectra + rng.normal(0, 0.05, spectra.shape))})
+    metrics = {"n_train": 10, "n_val": 10, "n_test": 20, "alignn": {"mae": 0.05, "onset_mae_ev": 0.1},
+               "mean_spectrum": {"mae": 0.8}, "composition": {"mae": 0.4}}
+    failures = pd.DataFrame({"material_id": ["bad-1", "bad-2"], "stage": ["dft", "structures"],
+                             "reason": ["SCF did not converge <in 200 steps>", "overlapping atoms & more"]})
+    return dict(dataset=dataset, clusters=clusters, comparison=comparison, chemistry=chemistry, metrics=metrics,
+                predictions=predictions, failures=failures, linkage=by_features.linkage), by_features
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        if tag == "a":
+            self.links.append(attrs.get("href", ""))
+
+
+def parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A report of 40 materials in 4 clusters (built once for the module)."""
+    out = tmp_path_factory.mktemp("report") / "site"
+    inputs, result = report_inputs()
+    index = build_report(out, title="Test report <4 clusters>", **inputs)
+    return index, inputs, result
+
+
+# ---------------------------------------------------------------- the site
+
+
+def test_report_files_links_and_images_exist(built):
+    index, inputs, result = built
+    site = index.parent
+    assert index == site / "index.html" and index.is_file()
+    page = parse(index)
+    cluster_links = sorted({h for h in page.links if re.fullmatch(r"cluster_\d+\.html", h)})
+    assert cluster_links == [f"cluster_{c}.html" for c in range(1, 5)]
+    for name in cluster_links:
+        assert (site / name).is_file()
+    expected = {"img/dendrogram.png", "img/clusters_grid.png", "img/onset_edge.png", "img/onset_parity.png",
+                "img/worst_by_quartile.png"}
+    assert expected <= set(page.images)
+    for html_file in [index, *(site / n for n in cluster_links)]:
+        parsed = parse(html_file)
+        assert parsed.images, html_file.name
+        for src in parsed.images:
+            assert not src.startswith(("/", "http", "file:")), src  # relative links only
+            image = site / src
+            assert image.is_file(), f"{html_file.name}: {src} missing"
+            assert image.read_bytes()[:8] == PNG_MAGIC
+        for href in parsed.links:
+            if not href.startswith("#"):
+                assert (site / href).is_file(), f"{html_file.name}: broken link {href}"
+
+
+def test_report_content(built):
+    index, inputs, result = built
+    text = index.read_text(encoding="utf-8")
+    assert "Test report &lt;4 clusters&gt;" in text  # escaped, not markup
+    assert "SCF did not converge &lt;in 200 steps&gt;" in text and "overlapping atoms &amp; more" in text
+    for word in ("Spectral spread", "Chemical homogeneity", "Coordination agreement", "features", "spectra",
+                 "mean_spectrum", "composition", "onset_mae_ev"):
+        assert word in text
+    cluster_1 = (index.parent / "cluster_1.html").read_text(encoding="utf-8")
+    members = inputs["dataset"]["material_id"][result.labels == 1]
+    for material_id in members:
+        assert material_id in cluster_1
+    for heading in ("Element enrichment", "Cations and anions", "Dominant cation environment", "Members"):
+        assert heading in cluster_1
+    assert 'href="index.html"' in cluster_1 and 'href="cluster_2.html"' in cluster_1
+
+
+def test_rebuild_replaces_atomically_and_leaves_no_temporaries(tmp_path, monkeypatch):
+    inputs, _ = report_inputs(m=20, k=2)
+    out = tmp_path / "site"
+    build_report(out, **inputs)
+    (out / "stale.txt").write_text("from an earlier build")
+    build_report(out, **inputs)
+    assert not (out / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+    # a failure half-way (while writing the second cluster page) leaves the old report as it was
+    from optabs import report
+
+    real_page = report._cluster_page
+
+    def failing_page(c, position, *args, **kwargs):
+        if position == 1:
+            raise RuntimeError("disk full")
+        return real_page(c, position, *args, **kwargs)
+
+    before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
+    monkeypatch.setattr(report, "_cluster_page", failing_page)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_report(out, **inputs)
+    assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_report_checks_chemistry_matches_clusters(tmp_path):
+    inputs, _ = report_inputs(m=20, k=2)
+    inputs["clusters"] = inputs["clusters"].assign(cluster=np.where(inputs["clusters"]["cluster"] == 2, 7, 1))
+    with pytest.raises(InputError, match=r"no cluster \[7\]"):
+        build_report(tmp_path / "site", **inputs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_report_needs_a_cluster_for_every_material(tmp_path):
+    inputs, _ = report_inputs(m=20, k=2)
+    inputs["clusters"] = inputs["clusters"].iloc[1:]
+    with pytest.raises(InputError, match="no cluster for 1 dataset materials"):
+        build_report(tmp_path / "site", **inputs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_report_without_optional_parts(tmp_path):
+    inputs, _ = report_inputs(m=20, k=2)
+    index = build_report(tmp_path / "site", dataset=inputs["dataset"], clusters=inputs["clusters"][["material_id", "cluster"]],
+                         comparison=None, chemistry=inputs["chemistry"].tables())
+    text = index.read_text(encoding="utf-8")
+    assert "No model metrics" in text and "No predictions" in text and "No failures" in text
+    assert "dendrogram not drawn" in text
+    for src in parse(index).images:
+        assert (index.parent / src).is_file()
+
+
+# ---------------------------------------------------------------- figures
+
+
+def test_every_figure_function_writes_a_png(tmp_path):
+    dataset, features, envs = synthetic(24, 3)
+    spectra = spectra_matrix(dataset)
+    energy = Grid().energy_ev
+    result = ward_clusters(features, 3)
+    onset = dataset["onset_ev"].to_numpy()
+    paths = [
+        onset_parity_figure(onset, onset + 0.1, tmp_path / "parity.png"),
+        worst_by_quartile_figure(energy, spectra, spectra + 0.1, np.linspace(0, 1, 24), list(dataset["material_id"]), tmp_path / "w.png"),
+        dendrogram_figure(result.linkage, result.labels, tmp_path / "dendro.png"),
+        dendrogram_figure(result.linkage, result.labels, tmp_path / "dendro_small.png", max_leaves=2),
+        cluster_grid_figure(energy, spectra, result.labels, tmp_path / "grid.png"),
+        cluster_spectra_figure(energy, spectra[:5], spectra.mean(axis=0), tmp_path / "one.png", title="one"),
+        onset_edge_figure(onset, np.ones(24), result.labels, tmp_path / "scatter.png"),
+    ]
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000
+    with pytest.raises(InputError):
+        worst_by_quartile_figure(energy, spectra, spectra[:3], np.ones(24), list(dataset["material_id"]), tmp_path / "x.png")
+
+
+def test_spectra_axes_carry_units():
+    """The axis labels the report promises (checked on the figure objects, not on pixels)."""
+    from optabs import report
+
+    assert report.ENERGY_LABEL == "Energy (eV)"
+    assert report.ALPHA_LABEL == "log10 α (cm⁻¹)"
+    source = Path(report.__file__).read_text(encoding="utf-8")
+    assert source.count("ENERGY_LABEL") >= 4 and source.count("ALPHA_LABEL") >= 4
+
+
+# ---------------------------------------------------------------- a real browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ALL_IMAGES_LOADED = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through selenium (skips with the reason if it cannot be had)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install selenium==4.51.0)")
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if not Path(binary).exists() and not shutil.which(Path(binary).name):
+            pytest.skip(f"{binary} not found (apt-get install -y chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage", "--window-size=1280,2000", "--hide-scrollbars"):
+        options.add_argument(flag)
+    driver_path = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else shutil.which("chromedriver")
+    try:
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    except Exception as exc:  # noqa: BLE001 - any start failure means no browser on this machine
+        pytest.skip(f"headless Chromium could not be started: {type(exc).__name__}: {exc}")
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.slow
+def test_report_in_a_real_browser(built, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    index, inputs, _ = built
+    browser.get(index.as_uri())
+    wait = WebDriverWait(browser, 20)
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    assert browser.title == "Test report <4 clusters>"
+    assert browser.execute_script("return document.images.length") >= 5
+    assert browser.execute_script(ALL_IMAGES_LOADED), "an image of index.html did not load"
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "report.png"))
+
+    hrefs = sorted({a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href^='cluster_']")})
+    assert len(hrefs) == 4
+    for href in hrefs:
+        browser.get(href)
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+        number = re.search(r"cluster_(\d+)\.html$", href).group(1)
+        assert browser.find_element(By.TAG_NAME, "h1").text == f"Cluster {number}"
+        assert browser.execute_script("return document.images.length") >= 1
+        assert browser.execute_script(ALL_IMAGES_LOADED), f"an image of {href} did not load"
+        # the way back works too
+        browser.find_element(By.LINK_TEXT, "↑ Overview").click()
+        wait.until(lambda d: d.current_url.endswith("index.html"))
+    browser.get((index.parent / "cluster_1.html").as_uri())
+    browser.save_screenshot(str(ARTIFACTS / "report_cluster_1.png"))
+    assert (ARTIFACTS / "report.png").stat().st_size > 10000
