@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE))
 BENCHMARKS = {
     "spectra": ("bench_spectra", "Kramers-Kronig and scissor vs vise on 1,501 x 6"),
     "gpaw": ("bench_gpaw", "GPAW demo preset, wall time and peak memory per material"),
+    "model": ("bench_model", "graph building (structures/s), CPU training throughput (graphs/s), epoch time"),
     "interpret": ("bench_interpret", "clustering + chemistry + report at 3,000 materials; CrystalNN per material"),
 }
 

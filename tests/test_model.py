@@ -1,0 +1,352 @@
+"""The model stage: graphs and their cache, split, ALIGNN training/prediction, baselines, metrics,
+embeddings. Tiny tests use ten real small structures with synthetic spectra on a 51-point grid."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from optabs import model as M
+from optabs.dataset import DATASET_COLUMNS, Grid, import_alignn, onsets, spectra_matrix
+from optabs.errors import ConfigError, InputError
+
+GRID = Grid(n_points=51)
+
+
+def rocksalt(a: str, b: str, lattice_a: float) -> Structure:
+    conventional = Structure.from_spacegroup("Fm-3m", Lattice.cubic(lattice_a), [a, b], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return conventional.get_primitive_structure()
+
+
+def zincblende(a: str, b: str, lattice_a: float) -> Structure:
+    conventional = Structure.from_spacegroup("F-43m", Lattice.cubic(lattice_a), [a, b], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    return conventional.get_primitive_structure()
+
+
+def wurtzite(a: str, b: str, lat_a: float, lat_c: float) -> Structure:
+    return Structure.from_spacegroup(
+        "P6_3mc", Lattice.hexagonal(lat_a, lat_c), [a, b], [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]]
+    )
+
+
+def rutile(a: str, lat_a: float, lat_c: float, u: float = 0.306) -> Structure:
+    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(lat_a, lat_c), [a, "O"], [[0, 0, 0], [u, u, 0]])
+
+
+# (id, structure, onset eV of the synthetic spectrum: roughly the material's gap)
+MATERIALS = [
+    ("mgo", rocksalt("Mg", "O", 4.21), 7.8),
+    ("cao", rocksalt("Ca", "O", 4.81), 7.0),
+    ("sro", rocksalt("Sr", "O", 5.16), 5.9),
+    ("bas", rocksalt("Ba", "S", 6.39), 3.9),
+    ("mgs", rocksalt("Mg", "S", 5.20), 4.8),
+    ("zns", zincblende("Zn", "S", 5.41), 3.7),
+    ("cdse", zincblende("Cd", "Se", 6.05), 1.7),
+    ("zno", wurtzite("Zn", "O", 3.25, 5.21), 3.4),
+    ("sno2", rutile("Sn", 4.74, 3.19), 3.6),
+    ("tio2", rutile("Ti", 4.59, 2.96, 0.305), 3.0),
+]
+
+
+def synthetic_spectrum(onset_ev: float, grid: Grid = GRID) -> np.ndarray:
+    """The floor (2) below the onset, then a rising edge to ~5.5 (log10 alpha)."""
+    e = grid.energy_ev
+    return np.where(e < onset_ev, grid.log10_alpha_floor, 4.0 + 1.5 * (1 - np.exp(-(e - onset_ev) / 2.0)))
+
+
+def make_dataset(materials=MATERIALS, grid: Grid = GRID) -> pd.DataFrame:
+    rows = []
+    for mid, s, onset in materials:
+        spectrum = synthetic_spectrum(onset, grid)
+        rows.append(
+            {
+                "material_id": mid,
+                "source_name": mid,
+                "formula": s.composition.reduced_formula,
+                "structure": s.to_json(),
+                "log10_alpha": list(map(float, spectrum)),
+                "onset_ev": float(onsets(grid, spectrum)[0]),
+                "dft_gap_ev": onset,
+                "corrected_gap_ev": onset,
+                "e_above_hull_ev": 0.0,
+                "engine": "imported",
+            }
+        )
+    return pd.DataFrame(rows)[DATASET_COLUMNS]
+
+
+def tiny_settings(**overrides) -> M.ModelSettings:
+    base = dict(alignn_layers=1, gcn_layers=1, hidden_features=16, embedding_features=16, epochs=6,
+                batch_size=3, learning_rate=3e-3, threads=1, device="cpu", max_train_minutes=None)
+    return M.ModelSettings.preset("demo", **{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def dataset() -> pd.DataFrame:
+    return make_dataset()
+
+
+@pytest.fixture(scope="module")
+def graphs(dataset):
+    built, failures = M.build_graphs(M.structures_of(dataset), tiny_settings())
+    assert failures == []
+    return built
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, graphs, tmp_path_factory):
+    return M.train(dataset, graphs, tiny_settings(), tmp_path_factory.mktemp("train"))
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_presets_follow_the_study_and_unknown_keys_are_named():
+    paper = M.ModelSettings.preset("paper")
+    assert (paper.alignn_layers, paper.gcn_layers, paper.hidden_features, paper.embedding_features) == (4, 4, 64, 64)
+    assert (paper.edge_input_features, paper.triplet_input_features) == (80, 40)
+    assert (paper.cutoff, paper.three_body_cutoff, paper.max_neighbors) == (10.0, 10.0, 10)
+    assert (paper.epochs, paper.batch_size, paper.learning_rate, paper.weight_decay) == (500, 4, 1e-3, 1e-5)
+    assert (paper.scheduler, paper.seed) == ("onecycle", 123)
+    assert (paper.train_fraction, paper.val_fraction, paper.test_fraction) == (0.8, 0.1, 0.1)
+    cpu = M.ModelSettings.preset("cpu")
+    assert cpu.graph_key() == paper.graph_key()  # same graphs: one cache serves both
+    assert (cpu.alignn_layers, cpu.gcn_layers, cpu.hidden_features) == (4, 4, 64)
+    assert cpu.epochs < paper.epochs
+    assert M.ModelSettings.preset("demo", epochs=3).epochs == 3
+    with pytest.raises(ConfigError, match="'epoch'"):
+        M.ModelSettings.preset("cpu", epoch=3)
+    with pytest.raises(ConfigError, match="'gpu'"):
+        M.ModelSettings.preset("gpu")
+    with pytest.raises(ConfigError, match="three_body_cutoff"):
+        M.ModelSettings(three_body_cutoff=12.0)
+    with pytest.raises(ConfigError, match="val_fraction"):
+        M.ModelSettings(val_fraction=0.3)
+    assert M.ModelSettings.from_config({"preset": "demo", "seed": 7}).seed == 7
+
+
+# ---------------------------------------------------------------- graphs and their cache
+
+
+def test_graphs_have_k_neighbours_and_cgcnn_features(graphs):
+    g, lg = graphs["mgo"]
+    assert g.ndata["atom_features"].shape == (2, M.ATOM_INPUT_FEATURES)
+    assert g.num_edges == 2 * 10  # exactly max_neighbors per atom
+    assert lg.num_nodes == g.num_edges
+
+
+def test_a_structure_that_fails_is_named_and_the_rest_go_on():
+    lonely = Structure(Lattice.cubic(30.0), ["Mg"], [[0, 0, 0]])  # no neighbour within 10 A
+    built, failures = M.build_graphs({"mgo": MATERIALS[0][1], "lonely": lonely}, tiny_settings())
+    assert list(built) == ["mgo"]
+    assert [f[0] for f in failures] == ["lonely"]
+
+
+def test_graph_cache_is_reused_and_rebuilt_when_settings_or_structures_change(tmp_path, monkeypatch):
+    calls = []
+    real = M._build_one
+
+    def counting(structure, settings):
+        calls.append(structure.composition.reduced_formula)
+        return real(structure, settings)
+
+    monkeypatch.setattr(M, "_build_one", counting)
+    structures = {mid: s for mid, s, _ in MATERIALS[:4]}
+    path = tmp_path / "graphs.pt"
+    settings = tiny_settings()
+    first, _ = M.cached_graphs(structures, path, settings)
+    assert len(calls) == 4
+    calls.clear()
+    second, _ = M.cached_graphs(structures, path, settings)
+    assert calls == []  # all four reused
+    for mid in structures:
+        assert torch.equal(first[mid][0].src, second[mid][0].src)
+        assert torch.equal(first[mid][1].edata["h"], second[mid][1].edata["h"])
+    # Only a changed structure is rebuilt.
+    strained = structures["mgo"].copy()
+    strained.scale_lattice(strained.volume * 1.1)
+    M.cached_graphs({**structures, "mgo": strained}, path, settings)
+    assert calls == ["MgO"]
+    calls.clear()
+    # Other graph settings: the cache is stale, everything is rebuilt.
+    fewer = tiny_settings(max_neighbors=6)
+    assert M.load_graphs(path, fewer) is None
+    rebuilt, _ = M.cached_graphs(structures, path, fewer)
+    assert len(calls) == 4
+    assert rebuilt["mgo"][0].num_edges == 2 * 6
+    assert M.load_graphs(path, fewer)["mgo"][0].num_edges == 2 * 6
+
+
+def test_a_corrupt_graph_cache_is_an_input_error_naming_the_file(tmp_path):
+    path = tmp_path / "graphs.pt"
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match="graphs.pt"):
+        M.load_graphs(path, tiny_settings())
+    with pytest.raises(InputError, match="graphs.pt"):
+        M.cached_graphs({"mgo": MATERIALS[0][1]}, path, tiny_settings())
+
+
+# ---------------------------------------------------------------- split
+
+
+def test_split_is_seeded_order_independent_and_never_leaves_val_or_test_empty():
+    ids = [f"mp-{i}" for i in range(50)]
+    settings = M.ModelSettings()
+    split = M.split_ids(ids, settings)
+    assert M.split_ids(list(reversed(ids)), settings) == split
+    assert M.split_ids(ids, settings) == split
+    assert sorted(split.values()).count("val") == 5 and sorted(split.values()).count("test") == 5
+    assert M.split_ids(ids, M.ModelSettings(seed=1)) != split
+    small = M.split_ids(["a", "b", "c"], settings)
+    assert sorted(small.values()) == ["test", "train", "val"]
+    # The study's sizes: 2,681 materials -> 268 validation, 268 test.
+    big = M.split_ids([str(i) for i in range(2681)], settings)
+    assert list(big.values()).count("val") == 268 and list(big.values()).count("test") == 268
+
+
+# ---------------------------------------------------------------- training and prediction
+
+
+def test_training_lowers_the_loss_and_writes_checkpoint_and_history(trained):
+    h = trained.history
+    assert list(h.columns) == ["epoch", "train_loss", "val_loss", "seconds", "graphs_per_s"]
+    assert len(h) == 6
+    assert h.train_loss.iloc[-1] < h.train_loss.iloc[0]
+    assert trained.checkpoint.is_file()
+    assert pd.read_csv(trained.checkpoint.parent / "history.csv").shape == (6, 5)
+    assert trained.best_epoch == int(h.val_loss.idxmin()) + 1
+    assert sorted(trained.split.values()).count("train") == 8
+
+
+def test_reloaded_checkpoint_predicts_identically(trained, graphs):
+    ids = sorted(graphs)
+    before = M.predict(trained.model, graphs, ids, batch_size=4)
+    assert before.shape == (len(ids), GRID.n_points)
+    model, settings, split = M.load_model(trained.checkpoint)
+    after = M.predict(model, graphs, ids, batch_size=4)
+    assert np.max(np.abs(after - before)) == 0.0
+    assert split == trained.split
+    assert settings == tiny_settings()
+
+
+def test_same_seed_gives_identical_weights_and_predictions(dataset, graphs, tmp_path):
+    settings = tiny_settings(epochs=2)
+    a = M.train(dataset, graphs, settings, tmp_path / "a")
+    b = M.train(dataset, graphs, settings, tmp_path / "b")
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    ids = sorted(graphs)
+    assert np.array_equal(M.predict(a.model, graphs, ids), M.predict(b.model, graphs, ids))
+
+
+def test_a_corrupt_checkpoint_is_an_input_error_naming_the_file(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"\x00" * 10)
+    with pytest.raises(InputError, match="checkpoint.pt"):
+        M.load_model(path)
+
+
+# ---------------------------------------------------------------- metrics and baselines
+
+
+def test_spectrum_metrics_against_hand_computed_values():
+    energy = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    y_true = np.array(
+        [
+            [2.0, 2.0, 3.0, 4.0, 5.0],  # onset 2 eV (first value > 2.5)
+            [2.0, 2.0, 2.0, 2.0, 2.0],  # never above 2.5: onset undefined
+            [2.0, 2.0, 2.0, 3.0, 4.0],  # onset 3 eV
+        ]
+    )
+    y_pred = np.array(
+        [
+            [2.0, 3.0, 3.0, 4.0, 5.0],  # |diff| = [0,1,0,0,0]: MAE 0.2; onset 1 eV (error 1)
+            [2.1, 2.1, 2.1, 2.1, 2.1],  # MAE 0.1; true onset undefined -> left out of onset metrics
+            [2.0, 2.0, 2.0, 3.0, 4.0],  # MAE 0; onset 3 eV (error 0)
+        ]
+    )
+    m = M.spectrum_metrics(y_true, y_pred, energy, threshold=2.5)
+    # MAEs [0.2, 0.1, 0.0]: mean 0.1, median 0.1, quartiles (linear) 0.05 and 0.15; 2 of 3 < 0.14.
+    assert m["mae_mean"] == pytest.approx(0.1)
+    assert m["mae_median"] == pytest.approx(0.1)
+    assert m["mae_q25"] == pytest.approx(0.05)
+    assert m["mae_q75"] == pytest.approx(0.15)
+    assert m["frac_mae_below_0.14"] == pytest.approx(2 / 3)
+    # Onsets used: true [2, 3], predicted [1, 3]: MAE (1 + 0) / 2 = 0.5;
+    # R^2 = 1 - SS_res / SS_tot = 1 - (1^2 + 0^2) / ((2 - 2.5)^2 + (3 - 2.5)^2) = 1 - 1 / 0.5 = -1.
+    assert m["onset_mae_ev"] == pytest.approx(0.5)
+    assert m["onset_r2"] == pytest.approx(-1.0)
+    assert (m["n_materials"], m["n_onset"], m["n_onset_undefined"]) == (3, 2, 1)
+
+
+def test_mean_baseline_predicts_the_training_mean():
+    train_Y = np.array([[2.0, 3.0, 4.0], [4.0, 5.0, 6.0]])
+    pred = M.mean_spectrum_baseline(train_Y).predict(["MgO", "ZnO", "CdSe"])
+    assert np.array_equal(pred, np.tile([3.0, 4.0, 5.0], (3, 1)))
+
+
+def test_composition_baseline_fits_and_predicts_the_grid(dataset):
+    Y = spectra_matrix(dataset)
+    baseline = M.composition_baseline(list(dataset.formula), Y)
+    pred = baseline.predict(["MgO", "CdSe", "BaO"])  # BaO is not among the training formulas
+    assert pred.shape == (3, GRID.n_points) and np.all(np.isfinite(pred))
+    # It learns something from composition: MgO's predicted onset lies above CdSe's.
+    on = onsets(GRID, pred)
+    assert on[0] > on[1]
+
+
+def test_evaluate_scores_all_three_models_on_the_test_split(dataset, graphs, trained):
+    P = M.predict(trained.model, graphs, list(dataset.material_id))
+    ev = M.evaluate(dataset, trained.split, P, GRID.energy_ev, GRID.onset_threshold)
+    assert (ev.metrics["n_train"], ev.metrics["n_val"], ev.metrics["n_test"]) == (8, 1, 1)
+    keys = {"n_materials", "mae_mean", "mae_q25", "mae_median", "mae_q75", "frac_mae_below_0.14",
+            "onset_r2", "onset_mae_ev", "n_onset", "n_onset_undefined"}
+    for name in ("alignn", "mean_spectrum", "composition"):
+        assert set(ev.metrics[name]) == keys
+        assert ev.metrics[name]["n_materials"] == 1
+    assert len(ev.per_material) == len(dataset)
+    assert {"material_id", "split", "mae_alignn", "mae_mean_spectrum", "mae_composition"} <= set(ev.per_material.columns)
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def test_embeddings_one_row_per_material_and_layer_batched_equals_one_by_one(graphs, trained):
+    ids = sorted(graphs)
+    batched = M.embeddings(trained.model, graphs, ids, batch_size=4)
+    single = M.embeddings(trained.model, graphs, ids, batch_size=1)
+    layers = ["alignn_0", "gcn_0", "readout"]
+    assert len(batched) == len(ids) * len(layers)
+    assert list(batched.layer[:3]) == layers
+    assert set(batched.groupby("material_id").size()) == {3}
+    vectors = np.stack(batched.vector.to_numpy())
+    assert vectors.shape == (len(ids) * 3, 16)
+    assert np.max(np.abs(vectors - np.stack(single.vector.to_numpy()))) < 1e-5
+    # Readout is the mean over atoms of the last layer's features (alignn pools by the mean).
+    by = batched.set_index(["material_id", "layer"]).vector
+    assert np.allclose(by[("zno", "readout")], by[("zno", "gcn_0")], atol=1e-6)
+
+
+# ---------------------------------------------------------------- on the shared oxides
+
+
+@pytest.mark.shared_data
+def test_shared_oxides_import_graphs_train_and_metrics(shared_data, tmp_path):
+    grid = Grid()
+    dataset = import_alignn(shared_data, grid).dataset.iloc[:60].reset_index(drop=True)
+    settings = M.ModelSettings.preset("cpu", epochs=1, batch_size=8, max_train_minutes=None)
+    graphs, failures = M.cached_graphs(M.structures_of(dataset), tmp_path / "graphs.pt", settings)
+    assert failures == [] and len(graphs) == 60
+    result = M.train(dataset, graphs, settings, tmp_path / "model")
+    assert math.isfinite(result.history.train_loss.iloc[0])
+    P = M.predict(result.model, graphs, list(dataset.material_id))
+    assert P.shape == (60, grid.n_points)
+    ev = M.evaluate(dataset, result.split, P, grid.energy_ev, grid.onset_threshold)
+    assert (ev.metrics["n_train"], ev.metrics["n_val"], ev.metrics["n_test"]) == (48, 6, 6)
+    for name in ("alignn", "mean_spectrum", "composition"):
+        assert {"mae_median", "mae_q25", "mae_q75", "frac_mae_below_0.14", "onset_r2", "onset_mae_ev"} <= set(ev.metrics[name])
