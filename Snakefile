@@ -18,6 +18,9 @@ include: "rules/structures.smk"
 include: "rules/dft.smk"
 include: "rules/spectra.smk"
 include: "rules/dataset.smk"
+include: "rules/model.smk"
+include: "rules/interpret.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -20,6 +20,9 @@ validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = "results"
 LOGS = "logs"
+# Graphs are cached outside any rule's outputs, so rebuilding the manifest never deletes them:
+# only graphs of new or changed structures are built again.
+GRAPH_CACHE = f"{RESULTS}/model/graph_cache.pt"
 
 
 def check_config_consistency():
@@ -50,6 +53,12 @@ try:
     make_engine(DFT_ENGINE, config["dft"][DFT_ENGINE])
 except ConfigError as exc:
     raise ConfigError(f"config key 'dft.{DFT_ENGINE}': {exc}") from None
+from optabs.model import ModelSettings
+
+try:
+    ModelSettings.from_config(config["model"])
+except ConfigError as exc:
+    raise ConfigError(f"config key 'model': {exc}") from None
 
 
 def source_input():
@@ -109,9 +118,25 @@ def dft_results(wildcards):
     return expand(f"{RESULTS}/dft/{{material_id}}/result.json", material_id=kept_material_ids())
 
 
-def final_targets():
-    """The targets of the default run: the last stage that exists so far."""
-    targets = [f"{RESULTS}/dataset/dataset.parquet", f"{RESULTS}/dataset/alignn"]
+def report_inputs(wildcards):
+    """Everything the report shows; the failure tables of the stages this source runs."""
+    inputs = {
+        "dataset": f"{RESULTS}/dataset/dataset.parquet",
+        "dropped": f"{RESULTS}/dataset/dropped.csv",
+        "manifest": f"{RESULTS}/model/graphs.json",
+        "metrics": f"{RESULTS}/model/metrics.json",
+        "predictions": f"{RESULTS}/model/predictions.parquet",
+        "clusters": f"{RESULTS}/interpret/clusters.parquet",
+        "linkage": f"{RESULTS}/interpret/linkage.npy",
+        "comparison": f"{RESULTS}/interpret/comparison.json",
+        "chemistry": f"{RESULTS}/interpret/chemistry",
+    }
     if config["source"] != "dataset":
-        targets += [f"{RESULTS}/structures/rejected.csv", f"{RESULTS}/dft/summary.csv"]
-    return targets
+        inputs["rejected"] = f"{RESULTS}/structures/rejected.csv"
+        inputs["dft_summary"] = f"{RESULTS}/dft/summary.csv"
+    return inputs
+
+
+def final_targets():
+    """The targets of the default run: the report and the dataset export."""
+    return [f"{RESULTS}/report", f"{RESULTS}/dataset/alignn"]

@@ -534,3 +534,13 @@ def cluster_chemistry(
 
     members = members.sort_values(["cluster", "onset_ev", "material_id"], kind="stable").reset_index(drop=True)
     return ClusterChemistry(summary, enrichment, ions, env_counts, score_hist, members)
+
+
+def environments_stage(dataset_path, out_path, n_workers: int = 1) -> pd.DataFrame:
+    """Cation environments of every dataset material (``environments.parquet``), batched."""
+    from optabs.dataset import read_dataset
+    from optabs.io import write_parquet
+
+    envs = material_environments(read_dataset(dataset_path), n_workers=n_workers)
+    write_parquet(out_path, envs)
+    return envs

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -386,3 +387,64 @@ def _env_codes(dominant_env: Sequence[str | None]) -> NDArray[np.int64]:
     if (~missing).any():
         codes[~missing.to_numpy()] = pd.factorize(values[~missing], sort=True)[0]
     return codes
+
+
+# ---------------------------------------------------------------- workflow stage entry point
+
+
+def interpret_stage(
+    dataset_path: str | Path,
+    embeddings_path: str | Path,
+    environments_path: str | Path,
+    *,
+    layer: str,
+    k: int,
+    standardize: bool,
+    grid,
+    clusters_path: str | Path,
+    linkage_path: str | Path,
+    comparison_path: str | Path,
+    chemistry_dir: str | Path,
+) -> dict:
+    """Ward clusters of the chosen layer's embeddings and of the raw spectra, their comparison
+    and the per-cluster chemistry. Writes ``clusters.parquet`` (material_id, cluster,
+    cluster_spectra), the linkage (``.npy``), ``comparison.json`` and one parquet per chemistry
+    table in ``chemistry_dir``. K larger than the number of materials is an :class:`InputError`."""
+    from optabs.chemistry import cluster_chemistry, element_sets
+    from optabs.dataset import read_dataset, spectra_matrix
+    from optabs.io import atomic_path, write_json, write_parquet
+
+    dataset = read_dataset(dataset_path)
+    emb = pd.read_parquet(embeddings_path)
+    layers = sorted(set(emb.layer))
+    if layer not in layers:
+        raise InputError(f"config key 'interpret.layer': {layer!r} is not in {embeddings_path} (layers: {', '.join(layers)})")
+    dataset = dataset[dataset.material_id.isin(set(emb.material_id))].reset_index(drop=True)
+    ids = list(dataset.material_id)
+    if k > len(ids):
+        raise InputError(
+            f"config key 'interpret.n_clusters': K={k} is larger than the number of materials ({len(ids)}); lower it"
+        )
+    envs = pd.read_parquet(environments_path)
+    spectra = spectra_matrix(dataset)
+    by_features = ward_clusters(feature_matrix(emb, layer, ids), k, standardize=standardize)
+    by_spectra = ward_clusters(spectra, k)
+    env_of = dict(zip(envs.material_id, envs.dominant_env))
+    comparison = compare_clusterings(
+        spectra, element_sets(list(dataset.formula)), [env_of.get(m) for m in ids],
+        by_features.labels, by_spectra.labels, names=(f"embeddings:{layer}", "spectra"),
+    )
+    comparison.update({"layer": layer, "k": k, "standardized": standardize})
+    clusters = by_features.table(ids)
+    clusters["cluster_spectra"] = by_spectra.labels
+    chem = cluster_chemistry(dataset, clusters[["material_id", "cluster"]], envs, energy_ev=grid.energy_ev, floor=grid.log10_alpha_floor)
+    chemistry_dir = Path(chemistry_dir)
+    chemistry_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in chem.tables().items():
+        write_parquet(chemistry_dir / f"{name}.parquet", table)
+    with atomic_path(linkage_path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, by_features.linkage)
+    write_json(comparison_path, comparison)
+    write_parquet(clusters_path, clusters)
+    return comparison

@@ -751,3 +751,76 @@ def _index_body(*, title, dataset, clusters, labels, spectra, energy, cluster_id
     })
     body.append('<h2 id="list">Cluster pages</h2>' + _table(listing, links={"cluster": cluster_page_name}))
     return _page(title, "".join(body))
+
+
+# ---------------------------------------------------------------- workflow stage entry point
+
+FAILURE_COLUMNS = ["material_id", "stage", "reason"]
+
+
+def collect_failures(
+    rejected_csv: str | os.PathLike | None = None,
+    dft_summary_csv: str | os.PathLike | None = None,
+    dropped_csv: str | os.PathLike | None = None,
+    graphs_manifest: str | os.PathLike | None = None,
+) -> pd.DataFrame:
+    """One table of what earlier stages left out: ``material_id, stage, reason``."""
+    import json
+
+    frames = []
+    if rejected_csv and Path(rejected_csv).is_file():
+        r = pd.read_csv(rejected_csv, keep_default_na=False)
+        frames.append(pd.DataFrame({"material_id": r.material_id, "stage": "structures",
+                                    "reason": r.criterion + ": " + r.detail.astype(str)}))
+    if dft_summary_csv and Path(dft_summary_csv).is_file():
+        d = pd.read_csv(dft_summary_csv, keep_default_na=False)
+        d = d[d.status != "ok"]
+        frames.append(pd.DataFrame({"material_id": d.material_id, "stage": "dft (" + d.status + ")", "reason": d.reason}))
+    if dropped_csv and Path(dropped_csv).is_file():
+        d = pd.read_csv(dropped_csv, keep_default_na=False)
+        frames.append(pd.DataFrame({"material_id": d.material_id, "stage": "dataset",
+                                    "reason": d.reason + ": " + d.detail.astype(str)}))
+    if graphs_manifest and Path(graphs_manifest).is_file():
+        f = json.loads(Path(graphs_manifest).read_text()).get("failures", [])
+        if f:
+            g = pd.DataFrame(f)
+            frames.append(pd.DataFrame({"material_id": g.material_id, "stage": "model (graph)", "reason": g.reason}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FAILURE_COLUMNS)
+
+
+def report_stage(
+    outdir: str | os.PathLike,
+    *,
+    dataset_path,
+    clusters_path,
+    linkage_path,
+    comparison_path,
+    chemistry_dir,
+    metrics_path=None,
+    predictions_path=None,
+    failures: pd.DataFrame | None = None,
+    grid=None,
+    title: str = "optabs report",
+) -> Path:
+    """Read the stages' files and build the report (see :func:`build_report`)."""
+    import json
+
+    from optabs.dataset import read_dataset
+
+    dataset = read_dataset(dataset_path)
+    clusters = pd.read_parquet(clusters_path)
+    dataset = dataset.set_index("material_id").loc[clusters.material_id].reset_index()
+    chemistry = {p.stem: pd.read_parquet(p) for p in sorted(Path(chemistry_dir).glob("*.parquet"))}
+    return build_report(
+        outdir,
+        dataset=dataset,
+        clusters=clusters,
+        comparison=json.loads(Path(comparison_path).read_text()),
+        chemistry=chemistry,
+        metrics=json.loads(Path(metrics_path).read_text()) if metrics_path else None,
+        predictions=pd.read_parquet(predictions_path) if predictions_path else None,
+        failures=failures,
+        title=title,
+        linkage=np.load(linkage_path),
+        grid=grid,
+    )

@@ -1,0 +1,41 @@
+# Stage `interpret`: cation environments (CrystalNN, batched), Ward clusters of the model's
+# layer features and of the raw spectra, their comparison, per-cluster chemistry.
+
+
+rule interpret_environments:
+    input:
+        dataset=f"{RESULTS}/dataset/dataset.parquet",
+    output:
+        f"{RESULTS}/interpret/environments.parquet",
+    log:
+        f"{LOGS}/interpret/environments.log",
+    threads: 2
+    resources:
+        **slurm_resources("cpu"),
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/interpret_environments.py"
+
+
+rule interpret:
+    input:
+        dataset=f"{RESULTS}/dataset/dataset.parquet",
+        embeddings=f"{RESULTS}/model/embeddings.parquet",
+        environments=f"{RESULTS}/interpret/environments.parquet",
+    output:
+        clusters=f"{RESULTS}/interpret/clusters.parquet",
+        linkage=f"{RESULTS}/interpret/linkage.npy",
+        comparison=f"{RESULTS}/interpret/comparison.json",
+        chemistry=directory(f"{RESULTS}/interpret/chemistry"),
+    log:
+        f"{LOGS}/interpret/interpret.log",
+    params:
+        settings=config["interpret"],
+        grid=config["spectra"],
+    resources:
+        **slurm_resources("cpu"),
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/interpret.py"

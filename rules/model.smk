@@ -1,0 +1,104 @@
+# Stage `model`: graphs (cached between runs), ALIGNN training (GPU partition on SLURM),
+# evaluation against the baselines, layer embeddings.
+
+
+rule model_graphs:
+    input:
+        dataset=f"{RESULTS}/dataset/dataset.parquet",
+    output:
+        manifest=f"{RESULTS}/model/graphs.json",
+    log:
+        f"{LOGS}/model/graphs.log",
+    params:
+        model=config["model"],
+        cache=GRAPH_CACHE,
+    resources:
+        **slurm_resources("cpu"),
+    conda:
+        "../envs/ml.yaml"
+    script:
+        "../scripts/model_graphs.py"
+
+
+rule model_train:
+    input:
+        dataset=f"{RESULTS}/dataset/dataset.parquet",
+        manifest=f"{RESULTS}/model/graphs.json",
+    output:
+        checkpoint=f"{RESULTS}/model/checkpoint.pt",
+        history=f"{RESULTS}/model/history.csv",
+    log:
+        f"{LOGS}/model/train.log",
+    params:
+        model=config["model"],
+        cache=GRAPH_CACHE,
+        outdir=lambda wildcards, output: os.path.dirname(output.checkpoint),
+    threads: 1
+    resources:
+        **slurm_resources("gpu"),
+    conda:
+        "../envs/ml.yaml"
+    script:
+        "../scripts/model_train.py"
+
+
+rule model_evaluate:
+    input:
+        dataset=f"{RESULTS}/dataset/dataset.parquet",
+        manifest=f"{RESULTS}/model/graphs.json",
+        checkpoint=f"{RESULTS}/model/checkpoint.pt",
+    output:
+        predictions=f"{RESULTS}/model/predictions.parquet",
+        metrics=f"{RESULTS}/model/metrics.json",
+        per_material=f"{RESULTS}/model/per_material.parquet",
+        parity=report(f"{RESULTS}/model/onset_parity.png", caption="../report/onset_parity.rst", category="Model"),
+        worst=report(f"{RESULTS}/model/worst_by_quartile.png", caption="../report/worst_by_quartile.rst", category="Model"),
+    log:
+        f"{LOGS}/model/evaluate.log",
+    params:
+        cache=GRAPH_CACHE,
+        grid=config["spectra"],
+    resources:
+        **slurm_resources("cpu"),
+    conda:
+        "../envs/ml.yaml"
+    script:
+        "../scripts/model_evaluate.py"
+
+
+rule model_embeddings:
+    input:
+        dataset=f"{RESULTS}/dataset/dataset.parquet",
+        manifest=f"{RESULTS}/model/graphs.json",
+        checkpoint=f"{RESULTS}/model/checkpoint.pt",
+    output:
+        f"{RESULTS}/model/embeddings.parquet",
+    log:
+        f"{LOGS}/model/embeddings.log",
+    params:
+        cache=GRAPH_CACHE,
+    resources:
+        **slurm_resources("cpu"),
+    conda:
+        "../envs/ml.yaml"
+    script:
+        "../scripts/model_embeddings.py"
+
+
+rule predict:
+    input:
+        checkpoint=f"{RESULTS}/model/checkpoint.pt",
+        structures=config["predict"]["structures_dir"] or "predict_structures_dir_not_set",
+    output:
+        alignn=directory(f"{RESULTS}/predict/alignn"),
+        table=f"{RESULTS}/predict/predictions.parquet",
+    log:
+        f"{LOGS}/predict/predict.log",
+    params:
+        grid=config["spectra"],
+    resources:
+        **slurm_resources("cpu"),
+    conda:
+        "../envs/ml.yaml"
+    script:
+        "../scripts/predict.py"
