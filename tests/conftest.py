@@ -72,3 +72,13 @@ def fake_potcars(tmp_path_factory) -> Path:
             )
         )
     return root
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium through selenium (skips with the reason if it cannot be had)."""
+    from browser import start_browser
+
+    driver = start_browser()
+    yield driver
+    driver.quit()

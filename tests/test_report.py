@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from browser import ALL_IMAGES_LOADED
 from optabs.chemistry import MATERIAL_ENV_COLUMNS, cluster_chemistry, dominant_environment, element_sets
 from optabs.dataset import DATASET_COLUMNS, Grid, onsets, spectra_matrix
 from optabs.errors import InputError
@@ -243,37 +244,6 @@ def test_spectra_axes_carry_units():
 
 
 # ---------------------------------------------------------------- a real browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-ALL_IMAGES_LOADED = "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium through selenium (skips with the reason if it cannot be had)."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("selenium is not installed (pip install selenium==4.51.0)")
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        if not Path(binary).exists() and not shutil.which(Path(binary).name):
-            pytest.skip(f"{binary} not found (apt-get install -y chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--window-size=1280,2000", "--hide-scrollbars"):
-        options.add_argument(flag)
-    driver_path = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else shutil.which("chromedriver")
-    try:
-        driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    except Exception as exc:  # noqa: BLE001 - any start failure means no browser on this machine
-        pytest.skip(f"headless Chromium could not be started: {type(exc).__name__}: {exc}")
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
 
 @pytest.mark.slow
 def test_report_in_a_real_browser(built, browser):

@@ -1,0 +1,96 @@
+"""The whole chain end to end: the embedded demo (GPAW on a reduced catalog) and a slice of the
+shared spectra database (no DFT), each opened in a real headless browser."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+from browser import check_report
+from conftest import REPO, snakemake
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = REPO / "test-artifacts"
+
+DEMO_SUBSET = ["mp-1265", "mp-2605", "mp-10695", "Li2S-antifluorite", "BeS-zincblende", "NiO-rocksalt", "Nd2O3-hexagonal"]
+
+
+def check_outputs(results, n_materials, n_clusters):
+    metrics = json.loads((results / "model/metrics.json").read_text())
+    for model in ("alignn", "mean_spectrum", "composition"):
+        assert {"mae_median", "frac_mae_below_0.14", "onset_r2", "onset_mae_ev"} <= set(metrics[model])
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == n_materials
+    predictions = pd.read_parquet(results / "model/predictions.parquet")
+    assert len(predictions) == n_materials and all(len(v) == 1501 for v in predictions.log10_alpha_pred)
+    embeddings = pd.read_parquet(results / "model/embeddings.parquet")
+    assert "alignn_0" in set(embeddings.layer) and embeddings.material_id.nunique() == n_materials
+    clusters = pd.read_parquet(results / "interpret/clusters.parquet")
+    assert len(clusters) == n_materials
+    assert clusters.cluster.nunique() == n_clusters and clusters.cluster_spectra.nunique() == n_clusters
+    comparison = json.loads((results / "interpret/comparison.json").read_text())
+    assert comparison["layer"] == "alignn_0"
+    index = results / "report/index.html"
+    pages = sorted(p.name for p in (results / "report").glob("cluster_*.html"))
+    assert len(pages) == n_clusters
+    return index
+
+
+def test_demo_pipeline_with_gpaw_on_a_reduced_catalog(workflow_dir, browser):
+    catalog = yaml.safe_load((REPO / "resources/catalog.yaml").read_text())
+    catalog["entries"] = [e for e in catalog["entries"] if e["material_id"] in DEMO_SUBSET]
+    (workflow_dir / "small.yaml").write_text(yaml.safe_dump(catalog))
+    (workflow_dir / "test.yaml").write_text(
+        yaml.safe_dump({"catalog": "small.yaml", "interpret": {"n_clusters": 2}, "model": {"preset": "demo", "epochs": 5}})
+    )
+    proc = snakemake(["--profile", "profiles/local", "--configfile", "test.yaml"], cwd=workflow_dir, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = workflow_dir / "results"
+    summary = pd.read_csv(results / "dft/summary.csv")
+    assert (summary.status == "ok").all() and len(summary) == 5
+    dataset = pd.read_parquet(results / "dataset/dataset.parquet")
+    assert set(dataset.engine) == {"gpaw"}
+    index = check_outputs(results, len(dataset), 2)
+    html = index.read_text()
+    assert "NiO-rocksalt" in html and "Nd2O3-hexagonal" in html  # the filter's rejects are listed
+    check_report(browser, index, ARTIFACTS / "demo_report.png")
+
+
+def test_database_slice_without_dft(workflow_dir, shared_data, browser, tmp_path):
+    slice_dir = tmp_path / "slice"
+    slice_dir.mkdir()
+    rows = (shared_data / "id_prop.csv").read_text().splitlines()[:60]
+    (slice_dir / "id_prop.csv").write_text("\n".join(rows) + "\n")
+    for row in rows:
+        name = row.split(",", 1)[0]
+        shutil.copy(shared_data / name, slice_dir / name)
+    (workflow_dir / "slice.yaml").write_text(
+        yaml.safe_dump({"source": "dataset", "dataset_dir": str(slice_dir), "model": {"preset": "demo", "epochs": 3},
+                        "interpret": {"n_clusters": 6}})
+    )
+    proc = snakemake(["--cores", "2", "--configfile", "slice.yaml"], cwd=workflow_dir, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = workflow_dir / "results"
+    index = check_outputs(results, 60, 6)
+    hrefs = check_report(browser, index, ARTIFACTS / "database_slice_report.png")
+    assert len(hrefs) == 6
+    # names with parentheses became safe ids; the original names are kept
+    dataset = pd.read_parquet(results / "dataset/dataset.parquet")
+    assert "POSCAR_Ba3Si2(B3O8)2_mp-1019526.vasp" in set(dataset.source_name)
+    assert "mp-1019526" in set(dataset.material_id)
+
+    # predict: new structures (three of the slice's POSCARs) -> the dataset's formats
+    new = tmp_path / "new"
+    new.mkdir()
+    for row in rows[:3]:
+        shutil.copy(slice_dir / row.split(",", 1)[0], new)
+    proc = snakemake(
+        ["predict", "--cores", "1", "--configfile", "slice.yaml", "--config", f"predict={{structures_dir: {new}}}"],
+        cwd=workflow_dir, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    predicted = pd.read_parquet(results / "predict/predictions.parquet")
+    assert len(predicted) == 3 and all(len(v) == 1501 for v in predicted.log10_alpha)
+    lines = (results / "predict/alignn/id_prop.csv").read_text().splitlines()
+    assert len(lines) == 3 and all(len(line.split(",")) == 1502 for line in lines)
