@@ -94,3 +94,12 @@ def test_database_slice_without_dft(workflow_dir, shared_data, browser, tmp_path
     assert len(predicted) == 3 and all(len(v) == 1501 for v in predicted.log10_alpha)
     lines = (results / "predict/alignn/id_prop.csv").read_text().splitlines()
     assert len(lines) == 3 and all(len(line.split(",")) == 1502 for line in lines)
+
+    # the same through the command line
+    from optabs.cli import main
+
+    assert main(["predict", "--checkpoint", str(results / "model/checkpoint.pt"), "--structures", str(new),
+                 "--out", str(tmp_path / "cli")]) == 0
+    cli = pd.read_parquet(tmp_path / "cli/predictions.parquet")
+    assert cli.material_id.tolist() == predicted.material_id.tolist()
+    assert all(a == pytest.approx(b) for a, b in zip(cli.log10_alpha, predicted.log10_alpha))
