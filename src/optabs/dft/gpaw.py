@@ -500,7 +500,16 @@ def structure_to_atoms(material_id: str, structure: "Structure") -> "Atoms":
     if structure.volume <= 0:
         raise GpawCalculationError(f"{material_id}: non-positive cell volume", stage="structure")
     symbols = [site.specie.symbol for site in structure]
-    return Atoms(symbols=symbols, positions=structure.cart_coords, cell=structure.lattice.matrix, pbc=True)
+    atoms = Atoms(symbols=symbols, scaled_positions=structure.frac_coords, cell=structure.lattice.matrix, pbc=True)
+    # Rotate to ASE's standard (lower-triangular, a along x) orientation: GPAW's text-log drawing
+    # of the cell fails with "negative dimensions" for some rotated cells (BaSnO3's spglib
+    # primitive cell). A rigid rotation changes no energy or gap; the tensor components are then
+    # in this frame (the isotropic average used downstream is invariant).
+    standard, _ = atoms.cell.standard_form()
+    atoms.set_cell(standard, scale_atoms=True)
+    if atoms.cell.handedness < 0:  # keep a right-handed cell
+        atoms.set_cell(-atoms.cell, scale_atoms=True)
+    return atoms
 
 
 def kpoint_grid(atoms: "Atoms", density: float, even: bool = False) -> tuple[int, int, int]:
