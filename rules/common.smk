@@ -73,10 +73,6 @@ def source_input():
     return config["structures_dir"]
 
 
-def source_path():
-    return source_input()
-
-
 def slurm_resources(kind):
     """Where a job runs on SLURM: the partition (``cpu`` or ``gpu`` kind) and account from config.
 

@@ -75,11 +75,11 @@ class Grid:
 
 
 def onsets(grid: Grid, spectra: np.ndarray) -> np.ndarray:
-    """Onset energies (eV) of (M, n_points) log10 alpha spectra; NaN where never above threshold."""
-    spectra = np.atleast_2d(spectra)
-    above = spectra > grid.onset_threshold
-    first = above.argmax(axis=1)
-    return np.where(above.any(axis=1), grid.energy_ev[first], np.nan)
+    """Onset energies (eV) of (M, n_points) log10 alpha spectra on ``grid``; NaN where never
+    above ``grid.onset_threshold`` (see :func:`optabs.spectra.onset_energies`)."""
+    from optabs.spectra import onset_energies
+
+    return onset_energies(grid.energy_ev, np.atleast_2d(spectra), grid.onset_threshold)
 
 
 # ---------------------------------------------------------------- ALIGNN folder format: export
