@@ -93,3 +93,14 @@ def test_curation_drops_with_reasons(results_dir):
     assert "0.100 eV < 0.3" in dropped.detail.iloc[0]
     assert (dataset.e_above_hull_ev == 0).all()
     assert list(dataset.columns)[:3] == ["material_id", "source_name", "formula"]
+
+
+def test_many_chemical_systems_at_once():
+    # 16 oxides of different cations and one polymorph: each system gets its own small hull
+    # (one hull over all 17 elements would not finish)
+    cations = ["Mg", "Ca", "Sr", "Ba", "Zn", "Cd", "Be", "Li", "Na", "K", "Al", "Ga", "Sn", "Ti", "Zr", "Ge"]
+    formulas = [f"{c}O" for c in cations] + ["MgO"]
+    energies = np.array([-5.0 - 0.1 * i for i in range(len(cations))] + [-4.8])
+    e = energies_above_hull(formulas, energies, ["s"] * len(formulas))
+    assert e[:-1] == pytest.approx(np.zeros(len(cations)))
+    assert e[-1] == pytest.approx(0.2)

@@ -361,18 +361,25 @@ def energies_above_hull(formulas: list[str], energies_per_atom: np.ndarray, scal
     from pymatgen.core import Composition
 
     energies = np.asarray(energies_per_atom, dtype=float)
+    comps = [Composition(f) for f in formulas]
     out = np.full(len(formulas), math.nan)
     for scale in sorted(set(scales)):
         idx = [i for i, s in enumerate(scales) if s == scale]
-        comps = [Composition(formulas[i]) for i in idx]
-        entries = [PDEntry(c, energies[i] * c.num_atoms) for c, i in zip(comps, idx)]
-        have = {c.elements[0] for c in comps if len(c.elements) == 1}
         ceiling = float(np.max(energies[idx])) + 10.0
-        elements = sorted({el for c in comps for el in c.elements} - have)
-        refs = [PDEntry(Composition({el: 1}), ceiling) for el in elements]
-        pd_ = PhaseDiagram(entries + refs)
-        for i, entry in zip(idx, entries):
-            out[i] = max(0.0, pd_.get_e_above_hull(entry, allow_negative=True))
+        # One small phase diagram per chemical system (the materials whose elements are a subset
+        # of it): a single diagram over every element of a diverse set is a hull in ~20
+        # dimensions, which qhull cannot build in reasonable time.
+        systems: dict[frozenset, list[int]] = {}
+        for i in idx:
+            systems.setdefault(frozenset(comps[i].elements), []).append(i)
+        for system, members in systems.items():
+            within = [j for j in idx if frozenset(comps[j].elements) <= system]
+            entries = {j: PDEntry(comps[j], energies[j] * comps[j].num_atoms) for j in within}
+            have = {comps[j].elements[0] for j in within if len(comps[j].elements) == 1}
+            refs = [PDEntry(Composition({el: 1}), ceiling) for el in sorted(system - have)]
+            pd_ = PhaseDiagram(list(entries.values()) + refs)
+            for i in members:
+                out[i] = max(0.0, pd_.get_e_above_hull(entries[i], allow_negative=True))
     return out
 
 
