@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml tools/install-system.sh resources/gpaw-siteconfig.py
 
 demo: $(STAMP)
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES)
-	@echo "Results in results/; report: results/report/index.html (once the report stage exists)"
+	@echo "Results in results/; report: results/report/index.html"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
