@@ -33,9 +33,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# `make bench QUICK=1`: every benchmark at small sizes (minutes), written to benchmarks/work/.
 bench: $(STAMP)
 	$(PY) -m pip install -q vise==0.9.6   # benchmark-only: the reference Kramers-Kronig
-	$(PY) benchmarks/run.py
+	$(if $(QUICK),OPTABS_BENCH_QUICK=1 )$(PY) benchmarks/run.py
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint

@@ -14,7 +14,10 @@ separately on real structures, where present).
 Timed steps: ``ward_clusters`` of the features (the study's K = 96) and of the raw spectra,
 ``compare_clusterings``, ``cluster_chemistry``, ``build_report`` (97 figures, 97 pages), each
 once, with ``time.perf_counter``. ``crystalnn`` times ``material_environments`` on the first
-``n_crystalnn`` materials of the shared oxide dataset (one worker), if it is there.
+``n_crystalnn`` materials of the shared oxide dataset (one worker), if it is there; ``make bench``
+skips it (``n_crystalnn = 0``) since ``bench_database.py`` runs CrystalNN on all 1,116 oxides
+(``python benchmarks/bench_interpret.py 40`` times it on 40). ``OPTABS_BENCH_QUICK=1``: 500
+materials, 24 clusters.
 """
 
 from __future__ import annotations
@@ -104,7 +107,12 @@ def time_crystalnn(n: int = 40) -> dict:
     }
 
 
-def run(n_materials: int = 3000, n_clusters: int = 96, n_crystalnn: int = 40) -> dict:
+def run(n_materials: int | None = None, n_clusters: int | None = None, n_crystalnn: int = 0) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import quick
+
+    n_materials = n_materials or (500 if quick() else 3000)
+    n_clusters = n_clusters or (24 if quick() else 96)
     from optabs.chemistry import cluster_chemistry, element_sets
     from optabs.dataset import spectra_matrix
     from optabs.interpret import compare_clusterings, ward_clusters
@@ -144,6 +152,7 @@ def run(n_materials: int = 3000, n_clusters: int = 96, n_crystalnn: int = 40) ->
         size_mb = sum(p.stat().st_size for p in index.parent.rglob("*") if p.is_file()) / 1e6
     total = sum(times.values())
     return {
+        "quick": quick(),
         "n_materials": n_materials,
         "n_clusters_requested": n_clusters,
         "n_clusters_features": by_features.n_clusters,
@@ -161,4 +170,4 @@ def run(n_materials: int = 3000, n_clusters: int = 96, n_crystalnn: int = 40) ->
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO / "src"))
-    print(json.dumps(run(), indent=2))
+    print(json.dumps(run(n_crystalnn=int(sys.argv[1]) if len(sys.argv) > 1 else 0), indent=2))

@@ -1,7 +1,14 @@
-"""`make bench`: run every benchmark, write benchmarks/results.json and benchmarks/results.md.
+"""`make bench`: run every benchmark, write benchmarks/results.json and benchmarks/results.md, and
+put the table into README.md's "Performance" section (between the bench markers).
 
-Each benchmark module has ``run() -> dict``; the results record the machine (cores, memory,
-CPU model) and the date. Speed goals are ratios or scaling, never absolute timings in tests.
+Each benchmark module has ``run() -> dict``; every entry records its date and wall time, the
+results record the machine (cores, memory, CPU model). The GPU numbers are not measured here
+(no GPU in CI or on the development machine): ``bench_gpu.py`` ran on a lent GPU and its
+``results-gpu.json`` is merged into the table with its own date and GPU.
+
+``OPTABS_BENCH_QUICK=1`` (``make bench QUICK=1``): every benchmark at small sizes, to check the
+harness in a few minutes. A quick run writes ``benchmarks/work/results-quick.{json,md}``
+(ignored by git) and leaves the README alone, so it is never mistaken for the record.
 """
 
 from __future__ import annotations
@@ -12,21 +19,35 @@ import importlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
 
-#: name -> (module, what it measures)
+from common import quick  # noqa: E402
+
+README = HERE.parent / "README.md"
+GPU_RESULTS = HERE / "results-gpu.json"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+#: name -> (module, what it measures), cheapest first. ``gpaw`` is not in the default run:
+#: the demo benchmark reads the same per-material GPAW timings from its own run.
 BENCHMARKS = {
     "spectra": ("bench_spectra", "Kramers-Kronig and scissor vs vise on 1,501 x 6"),
-    "gpaw": ("bench_gpaw", "GPAW demo preset, wall time and peak memory per material"),
-    "model": ("bench_model", "graph building (structures/s), CPU training throughput (graphs/s), epoch time"),
-    "interpret": ("bench_interpret", "clustering + chemistry + report at 3,000 materials; CrystalNN per material"),
+    "dag": ("bench_dag", "snakemake -n with 1,000 and 10,000 synthetic materials; the database config"),
+    "interpret": ("bench_interpret", "clustering + comparison + chemistry + report at 3,000 synthetic materials"),
+    "model": ("bench_model", "graphs, CPU training with 2 threads, inference on 200 oxides"),
+    "database": ("bench_database", "the no-DFT chain on all 1,116 oxides, each step's time and peak RSS"),
+    "demo": ("bench_demo", "the whole make demo: wall time, peak RSS, materials, time per rule and material"),
+    "gpaw": ("bench_gpaw", "GPAW demo preset per material, each in a fresh process (opt-in)"),
 }
+DEFAULT = [name for name in BENCHMARKS if name != "gpaw"]
 
 
 def machine() -> dict:
@@ -40,63 +61,223 @@ def machine() -> dict:
             if line.startswith("MemTotal"):
                 info["memory_gb"] = round(int(line.split()[1]) / 1024**2, 1)
                 break
+        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         pass
     return info
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("names", nargs="*", default=list(BENCHMARKS), help="benchmarks to run (default: all)")
-    parser.add_argument("--out", default=str(HERE / "results.json"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=DEFAULT, help=f"benchmarks to run (default: {' '.join(DEFAULT)})")
+    parser.add_argument("--out", default=str(HERE / "work" / "results-quick.json") if quick() else str(HERE / "results.json"))
+    parser.add_argument("--no-readme", action="store_true", help="do not update README.md (a quick run never does)")
     args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {}
     results["machine"] = machine()
+    results["quick"] = quick()
+    total = time.monotonic()
     for name in args.names:
         module_name, what = BENCHMARKS[name]
+        print(f"{name}: {what} ...", flush=True)
         start = time.monotonic()
+        entry: dict = {"what": what, "date": dt.datetime.now().isoformat(timespec="seconds"), "quick": quick()}
         try:
-            value = importlib.import_module(module_name).run()
-            results[name] = {"what": what, "date": dt.date.today().isoformat(), "result": value}
+            entry["result"] = importlib.import_module(module_name).run()
         except Exception as exc:  # a broken benchmark is reported, the others still run
             traceback.print_exc()
-            results[name] = {"what": what, "date": dt.date.today().isoformat(), "error": f"{type(exc).__name__}: {exc}"}
-        results[name]["wall_s"] = round(time.monotonic() - start, 1)
-        print(f"{name}: {results[name]['wall_s']} s", flush=True)
+            entry["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        entry["wall_s"] = round(time.monotonic() - start, 1)
+        results[name] = entry
+        print(f"{name}: {entry['wall_s']} s{' (ERROR)' if 'error' in entry else ''}", flush=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")  # after each, so a late failure keeps the rest
+    results["total_wall_s"] = round(time.monotonic() - total, 1)
+    print(f"total: {results['total_wall_s']} s", flush=True)
+    if GPU_RESULTS.exists():
+        results["gpu"] = json.loads(GPU_RESULTS.read_text())
     out.write_text(json.dumps(results, indent=2) + "\n")
-    (out.with_suffix(".md")).write_text(markdown(results))
-    return 0
+    table = markdown(results)
+    out.with_suffix(".md").write_text(table)
+    if not quick() and not args.no_readme:
+        update_readme(README, table)
+    return 1 if any("error" in results.get(n, {}) for n in args.names) else 0
+
+
+# ---------------------------------------------------------------- the table
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.3g} s" if seconds < 100 else f"{seconds / 60:.1f} min"
+
+
+def _mb(mb) -> str:
+    return "?" if mb is None else (f"{mb:.0f} MB" if mb < 1024 else f"{mb / 1024:.2f} GB")
+
+
+def _met(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+Row = tuple[str, str, str, bool | None]
+
+
+def rows_spectra(r: dict) -> list[Row]:
+    kk, sc = r["kramers_kronig"], r["scissor"]
+    return [
+        ("Kramers–Kronig, 1,501 × 6, vs vise `kramers_kronig_trans`",
+         f"{kk['ratio']:,.0f}× faster ({kk['time_optabs_s'] * 1e3:.2f} ms vs {_s(kk['time_vise_s'])}); "
+         f"max rel. diff {kk['max_rel_diff']:.2g} (first order removed: {kk['max_rel_diff_vise_first_order_removed']:.1g})",
+         "≥ 100×", kk["ratio"] >= 100),
+        ("scissor, 1,501 × 6, vs vise `imag_shift`",
+         f"{sc['ratio']:,.0f}× faster ({sc['time_optabs_s'] * 1e3:.3f} ms vs {sc['time_vise_s'] * 1e3:.1f} ms)",
+         "≥ 100×", sc["ratio"] >= 100),
+    ]
+
+
+def rows_dag(r: dict) -> list[Row]:
+    small, large = r["runs"]
+    rows = [(f"`snakemake -n`, {small['materials']:,} materials ({small['total_jobs_planned']:,} jobs)",
+             f"{_s(small['seconds'])}, peak {_mb(small['peak_rss_mb'])}", "—", None),
+            (f"`snakemake -n`, {large['materials']:,} materials ({large['total_jobs_planned']:,} jobs)",
+             f"{_s(large['seconds'])}, peak {_mb(large['peak_rss_mb'])}",
+             "< 30 s" if "met_10000" in r else "—", r.get("met_10000")),
+            (f"DAG time ratio {large['materials']:,} / {small['materials']:,}", f"{r['ratio_large_over_small']:.2f}",
+             "< 12" if "met_ratio" in r else "—", r.get("met_ratio"))]
+    db = r.get("database_1116", {})
+    rows.append(("`snakemake -n`, configs/database.yaml on the 1,116 oxides",
+                 db.get("skipped") or f"{_s(db['seconds'])}", "seconds", None if "skipped" in db else db["seconds"] < 10))
+    return rows
+
+
+def rows_interpret(r: dict) -> list[Row]:
+    full = r["n_materials"] == 3000
+    return [(f"clustering ×2 + comparison + chemistry + report, {r['n_materials']:,} synthetic, K = {r['n_clusters_requested']}",
+             f"{_s(r['total_s'])} (report {_s(r['report_s'])})", "< 60 s" if full else "—", r["total_s"] < 60 if full else None)]
+
+
+def rows_model(r: dict) -> list[Row]:
+    if "skipped" in r:
+        return [("model (graphs, 2-thread training, inference)", r["skipped"], "—", None)]
+    g, t = r["graphs"], r["training"]["threads_2"]
+    return [
+        (f"ALIGNN graphs, {g['n_structures']} oxides ({g['atoms_min_median_max'][0]}–{g['atoms_min_median_max'][2]} atoms)",
+         f"{g['structures_per_s']:.0f} structures/s", "—", None),
+        (f"CPU training, study architecture, batch {t['batch_size']}, 2 threads",
+         f"{max(t['graphs_per_s']):.0f} graphs/s", "—", None),
+        ("CPU inference, 1 thread, batch 32", f"{r['inference_graphs_per_s_1_thread']:.0f} graphs/s", "—", None),
+    ]
+
+
+def rows_database(r: dict) -> list[Row]:
+    if "skipped" in r:
+        return [("spectra database chain", r["skipped"], "—", None)]
+    s, n = r["steps"], r["materials"]
+    t = s["train"]
+    rows = [
+        (f"database: import {n:,} materials (ALIGNN folder)", f"{_s(s['import']['seconds'])}; peak {_mb(s['import']['peak_rss_mb'])}", "—", None),
+        (f"database: graphs, {n:,} oxides", f"{s['graphs']['structures_per_s']:.0f} structures/s ({_s(s['graphs']['seconds'])}); "
+         f"peak {_mb(s['graphs']['peak_rss_mb'])}", "—", None),
+        (f"database: CPU training, `cpu` preset, {t['threads']} thread, batch {t['batch_size']}, {t['n_train']} graphs",
+         f"{t['graphs_per_s']:.0f} graphs/s, {_s(t['epoch_seconds'])} per epoch; {t['projected_preset_epochs']} epochs ≈ "
+         f"{t['projected_preset_minutes']:.0f} min; peak {_mb(t['peak_rss_mb'])}", "—", None),
+        (f"database: embeddings, {n:,} materials", f"{_s(s['embeddings']['seconds'])}; peak {_mb(s['embeddings']['peak_rss_mb'])}", "—", None),
+        (f"database: CrystalNN environments, {n:,} materials, 2 workers",
+         f"{_s(s['environments']['seconds'])}; peak {_mb(s['environments']['peak_rss_mb'])}", "—", None),
+        (f"database: Ward ×2 + comparison + chemistry, K = {s['interpret']['n_clusters']}",
+         f"{_s(s['interpret']['seconds'])}; peak {_mb(s['interpret']['peak_rss_mb'])}", "—", None),
+        (f"database: report ({s['report']['files']} files)", f"{_s(s['report']['seconds'])}; peak {_mb(s['report']['peak_rss_mb'])}", "—", None),
+        (f"database: environments + clustering + chemistry + report, {n:,} materials",
+         _s(r["interpret_chemistry_report_seconds"]), "—", None),
+    ]
+    return rows
+
+
+def rows_demo(r: dict) -> list[Row]:
+    d = r["dft"]
+    dft = f"{d.get('ok', '?')} of {d.get('materials', '?')} materials computed, {d.get('failed', '?')} failed"
+    rules = r.get("rules", {})
+    gpaw = next((v for k, v in rules.items() if k.startswith("dft_")), None)
+    span = f"; DFT stage {_s(gpaw['span_seconds'])}" if gpaw else ""
+    return [(f"`make demo` ({r['catalog']}), 2 cores", f"{_s(r['wall_s'])}{span}; peak {_mb(r['peak_rss_mb'])}; {dft}", "< 15 min (whole `make bench`)", None)]
+
+
+def rows_gpaw(r: dict) -> list[Row]:
+    per = ", ".join(f"{m} {v['wall_s']:.0f} s" for m, v in r["materials"].items())
+    peak = max(v["peak_rss_mb"] for v in r["materials"].values())
+    return [("GPAW demo preset, one core per material", f"{per}; peak ≤ {_mb(peak)}", "—", None)]
+
+
+def rows_gpu(g: dict) -> list[Row]:
+    b4 = g["training"]["batch_4"]
+    ref = g["study_reference"]
+    scaled = f"epoch_seconds_scaled_to_{ref['train_graphs']}_graphs"
+    epoch = b4[scaled]
+    rows = [(f"GPU training ({g['gpu']}, `paper` preset, batch 4; measured {g['date'][:10]})",
+             f"{max(b4['graphs_per_s']):.0f} graphs/s; {epoch:.0f} s per {ref['train_graphs']:,}-graph epoch",
+             f"the study: {ref['epoch_seconds']:.0f} s on an {ref['gpu'].replace('NVIDIA ', '')}", epoch <= ref["epoch_seconds"])]
+    for key in ("batch_16", "batch_64"):
+        if key in g["training"]:
+            b = g["training"][key]
+            rows.append((f"GPU training, batch {b['batch_size']} (not the study's setting)",
+                         f"{max(b['graphs_per_s']):.0f} graphs/s; "
+                         f"{b[scaled]:.1f} s per epoch", "—", None))
+    rows.append(("GPU inference / embedding extraction, batch 32",
+                 f"{g['inference_graphs_per_s']:.0f} / {g['embeddings_graphs_per_s']:.0f} graphs/s", "—", None))
+    return rows
+
+
+ROWS: dict[str, Callable[[dict], list[Row]]] = {
+    "spectra": rows_spectra, "dag": rows_dag, "interpret": rows_interpret, "model": rows_model,
+    "database": rows_database, "demo": rows_demo, "gpaw": rows_gpaw,
+}
 
 
 def markdown(results: dict) -> str:
     m = results.get("machine", {})
-    lines = [
-        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gb', '?')} GB",
+    lines = []
+    if results.get("quick"):
+        lines += ["**QUICK RUN (`OPTABS_BENCH_QUICK=1`): small sizes, not the record.**", ""]
+    lines += [
+        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gb', '?')} GB; "
+        f"load average at the start {m.get('load_average_at_start', '?')}. "
+        f"`make bench` total: {_s(results['total_wall_s']) if 'total_wall_s' in results else '?'}.",
         "",
-        "| benchmark | date | key numbers |",
-        "|---|---|---|",
+        "| benchmark | measured | goal | met? | date |",
+        "|---|---|---|---|---|",
     ]
-    for name, entry in results.items():
-        if name == "machine":
+    for name, rows_of in ROWS.items():
+        entry = results.get(name)
+        if not entry:
             continue
-        body = entry.get("error") or ", ".join(f"{k}={_fmt(v)}" for k, v in _flat(entry.get("result", {})).items())
-        lines.append(f"| {name} | {entry.get('date', '')} | {body} |")
+        date = entry.get("date", "")[:10] + (" (quick)" if entry.get("quick") else "")
+        if "error" in entry:
+            lines.append(f"| {name} | error: {entry['error'][:200]} | | | {date} |")
+            continue
+        try:
+            rows = rows_of(entry["result"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            rows = [(name, f"(no table row: {type(exc).__name__} {exc})", "", None)]
+        for what, number, goal, ok in rows:
+            lines.append(f"| {what} | {number} | {goal} | {_met(ok)} | {date} |")
+    if "gpu" in results:
+        for what, number, goal, ok in rows_gpu(results["gpu"]):
+            lines.append(f"| {what} | {number} | {goal} | {_met(ok)} | {results['gpu']['date'][:10]} |")
     return "\n".join(lines) + "\n"
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        elif not isinstance(v, list):
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the text between the bench markers in ``readme`` with ``table``."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        print(f"note: {readme.name} has no {START} ... {END} block; the table is only in results.md", flush=True)
+        return
+    readme.write_text(pattern.sub(lambda _: f"{START}\n{table}{END}", text, count=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,191 @@
+"""The no-DFT chain on the shared spectra database (issue 10): every step on all 1,116 oxides,
+each in its own process so each has its own peak memory.
+
+Run: ``python benchmarks/bench_database.py`` (prints JSON). Needs the shared oxides
+(``../shared/data/oxide-surrogate``, ALIGNN folder format); without them it records why it
+skipped. ``OPTABS_BENCH_QUICK=1``: the first 60 materials, 6 clusters.
+
+The steps are the workflow's stage entry points with ``configs/database.yaml``'s settings (the
+``cpu`` model preset, 24 clusters of the first ALIGNN layer), called in the rules' order:
+
+==============  =========================================================  ======================
+step            entry point (rule)                                         numbers
+==============  =========================================================  ======================
+import          ``import_alignn`` + ``export_alignn`` (dataset_import)     materials/s
+graphs          ``model.graphs_stage`` (model_graphs), empty cache         structures/s
+train           ``model.train_stage`` (model_train), cpu preset, 1 epoch   graphs/s, epoch s, 30-epoch projection
+embeddings      ``model.embeddings_stage`` (model_embeddings)              materials/s
+environments    ``chemistry.environments_stage`` (interpret_environments)  CrystalNN, 2 workers as the rule
+interpret       ``interpret.interpret_stage`` (interpret)                  Ward x 2 + comparison + chemistry
+report          ``report.report_stage`` (report)                           pages, figures
+==============  =========================================================  ======================
+
+Each step runs as ``python bench_database.py step NAME WORKDIR`` under ``/usr/bin/time -v``:
+``seconds`` is the entry point's own time (measured inside), ``wall_s`` the whole process
+(Python and torch start-up included), ``peak_rss_mb`` its maximum resident set (for
+``environments``, the largest of the parent and its 2 workers, not their sum). The model
+evaluation (``model_evaluate``) is not timed; the report is built without its metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import PYTHON, SHARED_DATA, measure, quick  # noqa: E402
+
+STEPS = ("import", "graphs", "train", "embeddings", "environments", "interpret", "report")
+QUICK_MATERIALS = 60
+TIMEOUT_S = 900
+
+
+def _settings(work: Path) -> dict:
+    return json.loads((work / "settings.json").read_text())
+
+
+def step(name: str, work: Path) -> dict:
+    """Run one step in this process on the files of earlier steps in ``work``; returns its numbers."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    s = _settings(work)
+    from optabs.dataset import Grid
+
+    grid = Grid()
+    dataset_path, cache, manifest = work / "dataset.parquet", work / "graph_cache.pt", work / "graphs.json"
+    model_dir, embeddings_path, envs_path = work / "model", work / "embeddings.parquet", work / "environments.parquet"
+    start = time.perf_counter()
+    if name == "import":
+        from optabs.dataset import export_alignn, import_alignn, write_dataset
+        from optabs.io import write_csv
+
+        result = import_alignn(s["dataset_dir"], grid)
+        export_alignn(result.dataset, work / "alignn")
+        write_csv(work / "dropped.csv", result.dropped)
+        write_dataset(dataset_path, result.dataset)
+        seconds = time.perf_counter() - start
+        return {"seconds": seconds, "materials": len(result.dataset), "dropped": len(result.dropped),
+                "materials_per_s": len(result.dataset) / seconds}
+    from optabs.model import ModelSettings
+
+    model = ModelSettings.preset("cpu", epochs=1, max_train_minutes=None)
+    if name == "graphs":
+        from optabs.model import graphs_stage
+
+        graphs_stage(dataset_path, model, cache, manifest)
+        seconds = time.perf_counter() - start
+        info = json.loads(manifest.read_text())
+        n = len(info["material_ids"]) + len(info["failures"])
+        return {"seconds": seconds, "structures": n, "failures": len(info["failures"]), "structures_per_s": n / seconds}
+    if name == "train":
+        from optabs.model import train_stage
+
+        result = train_stage(dataset_path, cache, model, model_dir)
+        seconds = time.perf_counter() - start
+        h = result.history
+        n_train = sum(v == "train" for v in result.split.values())
+        epoch_s = float(h.seconds.iloc[0])
+        preset_epochs = ModelSettings.preset("cpu").epochs
+        return {"seconds": seconds, "preset": "cpu", "threads": model.threads, "batch_size": model.batch_size,
+                "n_parameters": result.n_parameters, "n_train": n_train, "epochs": 1,
+                "graphs_per_s": float(h.graphs_per_s.iloc[0]), "epoch_seconds": epoch_s,
+                "projected_preset_epochs": preset_epochs,
+                "projected_preset_minutes": epoch_s * preset_epochs / 60}
+    if name == "embeddings":
+        from optabs.model import embeddings_stage
+
+        embeddings_stage(dataset_path, cache, model_dir / "checkpoint.pt", embeddings_path)
+        seconds = time.perf_counter() - start
+        import pandas as pd
+
+        n = pd.read_parquet(embeddings_path, columns=["material_id"]).material_id.nunique()
+        return {"seconds": seconds, "materials": int(n), "materials_per_s": n / seconds}
+    if name == "environments":
+        from optabs.chemistry import environments_stage
+
+        envs = environments_stage(dataset_path, envs_path, n_workers=2)
+        seconds = time.perf_counter() - start
+        return {"seconds": seconds, "materials": len(envs), "workers": 2, "failed": int((envs["error"] != "").sum()),
+                "seconds_per_material_per_worker": 2 * seconds / max(len(envs), 1)}
+    if name == "interpret":
+        from optabs.interpret import interpret_stage
+
+        interpret_stage(dataset_path, embeddings_path, envs_path, layer="alignn_0", k=s["n_clusters"], standardize=False,
+                        grid=grid, clusters_path=work / "clusters.parquet", linkage_path=work / "linkage.npy",
+                        comparison_path=work / "comparison.json", chemistry_dir=work / "chemistry")
+        return {"seconds": time.perf_counter() - start, "n_clusters": s["n_clusters"]}
+    if name == "report":
+        from optabs.report import collect_failures, report_stage
+
+        failures = collect_failures(None, None, work / "dropped.csv", manifest)
+        index = report_stage(work / "report", dataset_path=dataset_path, clusters_path=work / "clusters.parquet",
+                             linkage_path=work / "linkage.npy", comparison_path=work / "comparison.json",
+                             chemistry_dir=work / "chemistry", failures=failures, grid=grid,
+                             title="optabs benchmark: spectra database")
+        seconds = time.perf_counter() - start
+        files = [p for p in index.parent.rglob("*") if p.is_file()]
+        return {"seconds": seconds, "files": len(files), "pngs": sum(p.suffix == ".png" for p in files),
+                "mb": sum(p.stat().st_size for p in files) / 1e6}
+    raise SystemExit(f"unknown step {name!r}; choose from {', '.join(STEPS)}")
+
+
+def _slice(source: Path, n: int, dest: Path) -> Path:
+    """The first ``n`` rows of an ALIGNN folder (id_prop.csv and their POSCARs)."""
+    dest.mkdir(parents=True)
+    rows = (source / "id_prop.csv").read_text().splitlines()[:n]
+    (dest / "id_prop.csv").write_text("\n".join(rows) + "\n")
+    for row in rows:
+        name = row.split(",", 1)[0]
+        shutil.copy(source / name, dest / name)
+    return dest
+
+
+def _rounded(d: dict) -> dict:
+    return {k: (round(v, 3) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
+
+
+def run() -> dict:
+    if not SHARED_DATA.is_dir():
+        return {"quick": quick(), "skipped": f"needs the shared oxides at {SHARED_DATA} (absent)"}
+    out: dict = {"quick": quick(), "steps": {}}
+    with tempfile.TemporaryDirectory(prefix="optabs-bench-database-") as tmp:
+        work = Path(tmp)
+        source = _slice(SHARED_DATA, QUICK_MATERIALS, work / "slice") if quick() else SHARED_DATA
+        (work / "settings.json").write_text(json.dumps({"dataset_dir": str(source), "n_clusters": 6 if quick() else 24}))
+        for name in STEPS:
+            m = measure([PYTHON, __file__, "step", name, str(work)], cwd=work, timeout=TIMEOUT_S).check(f"database step {name}")
+            numbers = json.loads((work / f"{name}.json").read_text())
+            out["steps"][name] = {**_rounded(numbers), "wall_s": round(m.wall_s, 2), "peak_rss_mb": m.peak_rss_mb}
+            print(f"  database {name}: {m.wall_s:.1f} s, peak {m.peak_rss_mb} MB", file=sys.stderr, flush=True)
+    steps = out["steps"]
+    out["materials"] = steps["import"]["materials"]
+    out["structures_per_s"] = steps["graphs"]["structures_per_s"]
+    out["train_graphs_per_s"] = steps["train"]["graphs_per_s"]
+    out["train_epoch_seconds"] = steps["train"]["epoch_seconds"]
+    out["train_projected_cpu_preset_minutes"] = steps["train"]["projected_preset_minutes"]
+    out["interpret_chemistry_report_seconds"] = round(
+        sum(steps[s]["seconds"] for s in ("environments", "interpret", "report")), 2)
+    out["total_wall_s"] = round(sum(v["wall_s"] for v in steps.values()), 1)
+    out["peak_rss_mb_max"] = max(v["peak_rss_mb"] or 0 for v in steps.values())
+    return out
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) == 3 and argv[0] == "step":
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        numbers = step(argv[1], Path(argv[2]))
+        (Path(argv[2]) / f"{argv[1]}.json").write_text(json.dumps(numbers))
+        return
+    print(json.dumps(run(), indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

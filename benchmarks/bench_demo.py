@@ -1,0 +1,139 @@
+"""The whole demo as ``make demo`` runs it: wall time, peak memory, materials computed and failed,
+and where the time goes.
+
+Run: ``python benchmarks/bench_demo.py`` (prints JSON). ``OPTABS_BENCH_QUICK=1``: a reduced
+catalog of three small materials (MgO, CaO, ZnS), the demo model for 2 epochs, 2 clusters.
+
+The command is ``snakemake --profile profiles/local --cores 2`` (the ``make demo`` command, on
+this benchmark's 2 cores) in a fresh copy of the workflow, so nothing computed before is reused
+(the generated PBEsol datasets are made again too). It runs under ``/usr/bin/time -v``:
+``peak_rss_mb`` is the largest resident set of snakemake or of any one of its jobs (the jobs run
+side by side, so the machine's peak can be up to twice that).
+
+Where the time goes, cheaply, from what the run writes anyway:
+
+- per rule, from the snakemake log's start and finish stamps (1 s resolution): jobs, the sum of
+  their wall times and the span from the first start to the last finish;
+- per material, from each ``results/dft/<id>/result.json``'s ``timings_s`` (ground state,
+  optics bands, dielectric function, GLLB-SC): this replaces a separate GPAW benchmark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import REPO, SNAKEMAKE, copy_workflow, measure, quick  # noqa: E402
+
+QUICK_MATERIALS = ["mp-1265", "mp-2605", "mp-10695"]  # MgO, CaO, ZnS: 2 atoms each
+TIMEOUT_S = 1200
+
+_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+_START = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
+_JOBID = re.compile(r"^\s+jobid: (\d+)$")
+_FINISHED = re.compile(r"^Finished jobid: (\d+)")
+
+
+def rule_times(log_text: str) -> dict[str, dict]:
+    """Per rule: jobs, summed job seconds and span seconds, from a snakemake log's stamps."""
+    stamp = None
+    pending: str | None = None
+    started: dict[str, tuple[str, dt.datetime]] = {}
+    finished: dict[str, dt.datetime] = {}
+    for line in log_text.splitlines():
+        if m := _STAMP.match(line):
+            stamp = dt.datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y")
+        elif (m := _START.match(line)) and stamp:
+            pending = m.group(1)
+        elif (m := _JOBID.match(line)) and pending and stamp:
+            started[m.group(1)] = (pending, stamp)
+            pending = None
+        elif (m := _FINISHED.match(line)) and stamp:
+            finished[m.group(1)] = stamp
+    rules: dict[str, dict] = {}
+    for job, (rule, start) in started.items():
+        if job not in finished:
+            continue
+        r = rules.setdefault(rule, {"jobs": 0, "job_seconds": 0.0, "first": start, "last": finished[job]})
+        r["jobs"] += 1
+        r["job_seconds"] += (finished[job] - start).total_seconds()
+        r["first"], r["last"] = min(r["first"], start), max(r["last"], finished[job])
+    return {
+        rule: {"jobs": r["jobs"], "job_seconds": r["job_seconds"], "span_seconds": (r["last"] - r["first"]).total_seconds()}
+        for rule, r in rules.items()
+    }
+
+
+def dft_timings(results: Path) -> dict:
+    """Materials computed / failed (``dft/summary.csv``) and per-material GPAW timings."""
+    import pandas as pd
+
+    summary_path = results / "dft" / "summary.csv"
+    if not summary_path.exists():
+        return {"error": f"no {summary_path.relative_to(results.parent)}"}
+    summary = pd.read_csv(summary_path)
+    per_material = {}
+    for path in sorted(results.glob("dft/*/result.json")):
+        result = json.loads(path.read_text())
+        timings = result.get("timings_s") or {}
+        per_material[result["material_id"]] = {
+            "n_atoms": result.get("n_atoms"),
+            **{k: round(float(v), 1) for k, v in timings.items()},
+        }
+    totals = {m: t.get("total", 0.0) for m, t in per_material.items()}
+    steps = sorted({k for t in per_material.values() for k in t} - {"n_atoms", "total"})
+    return {
+        "materials": len(summary),
+        "ok": int((summary.status == "ok").sum()),
+        "failed": int((summary.status != "ok").sum()),
+        "failed_ids": sorted(summary.material_id[summary.status != "ok"]),
+        "dft_seconds_sum": round(sum(totals.values()), 1),
+        "dft_seconds_by_step": {s: round(sum(t.get(s, 0.0) for t in per_material.values()), 1) for s in steps},
+        "slowest": sorted(totals, key=totals.get, reverse=True)[:5],
+        "per_material": per_material,
+    }
+
+
+def reduced_catalog(workdir: Path) -> list[str]:
+    """Quick mode: the three small materials and a short model; returns the extra snakemake args."""
+    import yaml
+
+    catalog = yaml.safe_load((REPO / "resources" / "catalog.yaml").read_text())
+    catalog["entries"] = [e for e in catalog["entries"] if e["material_id"] in QUICK_MATERIALS]
+    (workdir / "small.yaml").write_text(yaml.safe_dump(catalog))
+    (workdir / "quick.yaml").write_text(yaml.safe_dump(
+        {"catalog": "small.yaml", "interpret": {"n_clusters": 2}, "model": {"preset": "demo", "epochs": 2}}
+    ))
+    return ["--configfile", "quick.yaml"]
+
+
+def run() -> dict:
+    with tempfile.TemporaryDirectory(prefix="optabs-bench-demo-") as tmp:
+        workdir = copy_workflow(Path(tmp) / "wf")
+        extra = reduced_catalog(workdir) if quick() else []
+        command = [SNAKEMAKE, "--profile", "profiles/local", "--cores", "2", *extra]
+        m = measure(command, cwd=workdir, timeout=TIMEOUT_S).check("the demo")
+        logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+        rules = rule_times(logs[-1].read_text()) if logs else {}
+        dft = dft_timings(workdir / "results")
+        report_ok = (workdir / "results" / "report" / "index.html").exists()
+    return {
+        "quick": quick(),
+        "command": " ".join(["snakemake", *command[1:]]),
+        "catalog": "3 small materials" if quick() else "resources/catalog.yaml (the whole demo)",
+        "wall_s": round(m.wall_s, 1),
+        "peak_rss_mb": m.peak_rss_mb,
+        "report_written": report_ok,
+        "rules": {r: {k: round(v, 1) if isinstance(v, float) else v for k, v in t.items()} for r, t in rules.items()},
+        "dft": dft,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
