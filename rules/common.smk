@@ -12,10 +12,14 @@ _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p))
 
-from optabs.config import check_config
+from optabs.config import check_config, coerce_cli_strings, load_schema
+from optabs.errors import ConfigError, InputError
 
+_SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+# Nested --config values arrive as strings ('3' for {n_clusters: 3}); give them their types.
+coerce_cli_strings(config, load_schema(_SCHEMA))
 # Concise messages naming each bad key first; then snakemake's own validation fills defaults.
-check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+check_config(config, _SCHEMA)
 validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = "results"
@@ -35,6 +39,14 @@ def check_config_consistency():
         )
     if source == "catalog" and not Path(config["catalog"]).is_file():
         raise ValueError(f"config key 'catalog': file {config['catalog']} does not exist")
+    if source == "catalog":
+        # An empty catalog or a duplicated id stops the run here, before any job writes a file.
+        from optabs.structures.catalog import catalog_ids
+
+        try:
+            catalog_ids(config["catalog"])
+        except InputError as exc:
+            raise InputError(f"config key 'catalog': {exc}") from None
     if source == "dataset" and not config.get("dataset_dir"):
         raise ValueError(
             "config key 'dataset_dir' is empty but source is 'dataset': "
@@ -47,7 +59,6 @@ check_config_consistency()
 DFT_ENGINE = config["dft"]["engine"]
 # Engine settings are checked now, so a wrong one stops the run before any job.
 from optabs.dft.stage import make_engine
-from optabs.errors import ConfigError
 
 try:
     make_engine(DFT_ENGINE, config["dft"][DFT_ENGINE])

@@ -27,6 +27,8 @@ Control, for tests: the JSON file named by the environment variable OPTABS_FAKE_
     {"model": {"gap_ev": 4.5, "eps_inf": 3.0, ...},
      "errors": {"relax": {"kind": "subspace", "runs": 1}}}
 
+``models: {"<folder name>": {"gap_ev": 3.0}}`` overrides the model in directories below a folder
+of that name, so the materials of a workflow run get different spectra.
 ``errors[<kind of run>]`` makes the first ``runs`` runs of that kind in a directory fail
 (``runs: -1``: every run); with ``"only_in": "<folder name>"`` only in directories below a folder
 of that name (one material of a workflow run). Error kinds:
@@ -259,6 +261,9 @@ def main() -> int:
     if os.environ.get(CONTROL_ENV):
         control = json.loads(Path(os.environ[CONTROL_ENV]).read_text())
     model = {**DEFAULT_MODEL, **control.get("model", {})}
+    for folder, overrides in control.get("models", {}).items():
+        if folder in cwd.resolve().parts:  # one material's own model in a workflow run
+            model.update(overrides)
 
     log_path = cwd / RUN_LOG
     runs = json.loads(log_path.read_text()) if log_path.exists() else []

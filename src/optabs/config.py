@@ -39,6 +39,41 @@ def config_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     return lines
 
 
+_SCALAR_TYPES = {"integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),)}
+
+
+def coerce_cli_strings(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Give nested ``--config`` values the number or boolean type the schema asks for, in place.
+
+    Snakemake parses ``--config interpret='{n_clusters: 3}'`` with YAML's BaseLoader, so every
+    nested scalar arrives as a string ('3', '-1', 'true'); without this, the schema would reject
+    a correct override and call a negative number "not of type 'number'". A string that does not
+    read as the wanted type is left as it is, for validation to name.
+    """
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    for key, value in config.items():
+        sub = properties.get(key, extra if isinstance(extra, dict) else None)
+        if not sub:
+            continue
+        if isinstance(value, dict):
+            coerce_cli_strings(value, sub)
+            continue
+        if not isinstance(value, str):
+            continue
+        types = sub.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        if "string" in types or not set(types) & set(_SCALAR_TYPES):
+            continue
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            continue
+        wanted = tuple(t for name in types for t in _SCALAR_TYPES.get(name, ()))
+        if isinstance(parsed, wanted) and not (isinstance(parsed, bool) and bool not in wanted):
+            config[key] = parsed
+
+
 def check_config(config: dict[str, Any], schema_path: str | Path) -> None:
     """Raise :class:`ConfigError` listing every violation; the run stops before any job."""
     errors = config_errors(config, load_schema(schema_path))

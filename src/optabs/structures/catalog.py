@@ -59,6 +59,26 @@ def load_catalog(path: str | os.PathLike) -> list[Candidate]:
     return candidates
 
 
+def catalog_ids(path: str | os.PathLike) -> list[str]:
+    """The material ids of a catalog, read without building any structure (fast enough for the
+    start-up checks, before any job runs).
+
+    Raises :class:`InputError` naming the file for a missing, unreadable or empty catalog and
+    naming every duplicated id with the entries that use it.
+    """
+    path = Path(path)
+    entries = _read_entries(path)
+    where: dict[str, list[int]] = {}
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and entry.get("material_id") is not None:
+            where.setdefault(str(entry["material_id"]), []).append(index)
+    dups = {k: v for k, v in where.items() if len(v) > 1}
+    if dups:
+        lines = "; ".join(f"{k!r} in entries {', '.join(map(str, v))}" for k, v in sorted(dups.items()))
+        raise InputError(f"catalog {path}: duplicate material_id {lines}. Every material needs its own id.")
+    return list(where)
+
+
 def _read_entries(path: Path) -> list[Any]:
     try:
         text = path.read_text()

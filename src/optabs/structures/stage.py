@@ -52,7 +52,11 @@ def run_structures_stage(
     """Run the stage; returns (number kept, number of rejected materials)."""
     candidates, problems = load_source(source, path)
     if not candidates:
-        raise InputError(f"source {source!r} at {path} gave no structures: nothing to compute")
+        unusable = "".join(f"\n  {p['source_ref']}: {p['detail']}" for p in problems)
+        raise InputError(
+            f"source {source!r} at {path} gave no structures: nothing to compute"
+            + (f". Every input was unusable; fix or replace these files:{unusable}" if problems else "")
+        )
     outcome = apply_filter(candidates, FilterSettings.from_config(filter_config))
     rejected = pd.DataFrame(problems + outcome.rejected, columns=REJECTED_COLUMNS)
     n_rejected = rejected["material_id"].nunique()
