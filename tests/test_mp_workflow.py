@@ -14,8 +14,9 @@ FAKE_KEY = "wfTESTkey0123456789abcdefABCDEF9"  # 32 characters, as mp-api requir
 
 
 def all_text_under(root):
-    """(path, text) of every file under root, gzip files decompressed."""
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and ".snakemake" not in p.parts):
+    """(path, text) of every file under root, .snakemake/ (its run logs, job metadata) included,
+    gzip files decompressed."""
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
         raw = path.read_bytes()
         if path.suffix == ".gz":
             raw = gzip.decompress(raw)
@@ -36,8 +37,12 @@ def test_mp_source_end_to_end_key_never_written(workflow_dir, tmp_path):
     # the key was sent to the server as the API header, and nowhere else
     assert data_requests and all(r.headers.get("x-api-key") == FAKE_KEY for r in data_requests)
     assert FAKE_KEY not in proc.stdout + proc.stderr
+    searched = set()
     for path, text in all_text_under(workflow_dir):
         assert FAKE_KEY not in text, f"API key written to {path}"
+        searched.add(path.relative_to(workflow_dir).parts[0])
+    assert {".snakemake", "logs", "results"} <= searched
+    assert list((workflow_dir / ".snakemake/log").glob("*.snakemake.log"))
     docs = json.loads(gzip.decompress((workflow_dir / "results/structures/mp_documents.json.gz").read_bytes()))
     # the server-side pre-filter: at most 40 sites, none of the excluded elements (NiO, Mg(OH)2 out)
     expected = {
