@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PYTHON, SHARED_DATA, measure, quick  # noqa: E402
+from common import PYTHON, SHARED_DATA, alignn_slice, measure, quick  # noqa: E402
 
 STEPS = ("import", "graphs", "train", "embeddings", "environments", "interpret", "report")
 QUICK_MATERIALS = 60
@@ -137,17 +136,6 @@ def step(name: str, work: Path) -> dict:
     raise SystemExit(f"unknown step {name!r}; choose from {', '.join(STEPS)}")
 
 
-def _slice(source: Path, n: int, dest: Path) -> Path:
-    """The first ``n`` rows of an ALIGNN folder (id_prop.csv and their POSCARs)."""
-    dest.mkdir(parents=True)
-    rows = (source / "id_prop.csv").read_text().splitlines()[:n]
-    (dest / "id_prop.csv").write_text("\n".join(rows) + "\n")
-    for row in rows:
-        name = row.split(",", 1)[0]
-        shutil.copy(source / name, dest / name)
-    return dest
-
-
 def _rounded(d: dict) -> dict:
     return {k: (round(v, 3) if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
 
@@ -158,7 +146,7 @@ def run() -> dict:
     out: dict = {"quick": quick(), "steps": {}}
     with tempfile.TemporaryDirectory(prefix="optabs-bench-database-") as tmp:
         work = Path(tmp)
-        source = _slice(SHARED_DATA, QUICK_MATERIALS, work / "slice") if quick() else SHARED_DATA
+        source = alignn_slice(SHARED_DATA, QUICK_MATERIALS, work / "slice") if quick() else SHARED_DATA
         (work / "settings.json").write_text(json.dumps({"dataset_dir": str(source), "n_clusters": 6 if quick() else 24}))
         for name in STEPS:
             m = measure([PYTHON, __file__, "step", name, str(work)], cwd=work, timeout=TIMEOUT_S).check(f"database step {name}")

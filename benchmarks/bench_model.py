@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
-from common import SHARED_DATA, quick  # noqa: E402
+from common import SHARED_DATA, alignn_slice, quick  # noqa: E402
 from optabs import model as M  # noqa: E402
 from optabs.dataset import Grid, import_alignn  # noqa: E402
 
@@ -52,7 +52,8 @@ def run() -> dict:
     out: dict = {"quick": quick(), "load_average_start": os.getloadavg()}
     grid = Grid()
     n_graphs = 60 if quick() else N_GRAPHS
-    dataset = import_alignn(SHARED_DATA, grid).dataset.iloc[:n_graphs].reset_index(drop=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = import_alignn(alignn_slice(SHARED_DATA, n_graphs, Path(tmp) / "slice"), grid).dataset
     structures = M.structures_of(dataset)
     n_atoms = [len(s) for s in structures.values()]
     cpu = M.ModelSettings.preset("cpu", max_train_minutes=None)

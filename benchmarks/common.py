@@ -84,6 +84,17 @@ def measure(args: list[str], cwd: Path | str, timeout: float, env: dict[str, str
     return Measured(proc.returncode, wall, peak, proc.stdout, proc.stderr)
 
 
+def alignn_slice(source: Path, n: int, dest: Path) -> Path:
+    """The first ``n`` rows of an ALIGNN folder (id_prop.csv and their POSCARs) copied to ``dest``."""
+    dest.mkdir(parents=True)
+    rows = (source / "id_prop.csv").read_text().splitlines()[:n]
+    (dest / "id_prop.csv").write_text("\n".join(rows) + "\n")
+    for row in rows:
+        name = row.split(",", 1)[0]
+        shutil.copy(source / name, dest / name)
+    return dest
+
+
 def job_counts(dry_run_output: str) -> dict[str, int]:
     """The "Job stats" table of a snakemake (dry) run: rule -> number of jobs (``total`` included)."""
     counts: dict[str, int] = {}

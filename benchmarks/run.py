@@ -62,6 +62,7 @@ def machine() -> dict:
                 info["memory_gb"] = round(int(line.split()[1]) / 1024**2, 1)
                 break
         info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+        info["date"] = dt.date.today().isoformat()
     except OSError:
         pass
     return info
@@ -178,32 +179,32 @@ def rows_database(r: dict) -> list[Row]:
         return [("spectra database chain", r["skipped"], "—", None)]
     s, n = r["steps"], r["materials"]
     t = s["train"]
-    rows = [
-        (f"database: import {n:,} materials (ALIGNN folder)", f"{_s(s['import']['seconds'])}; peak {_mb(s['import']['peak_rss_mb'])}", "—", None),
-        (f"database: graphs, {n:,} oxides", f"{s['graphs']['structures_per_s']:.0f} structures/s ({_s(s['graphs']['seconds'])}); "
-         f"peak {_mb(s['graphs']['peak_rss_mb'])}", "—", None),
+
+    def step(name: str, extra: str = "") -> str:
+        return f"{extra}{_s(s[name]['seconds'])}; peak {_mb(s[name]['peak_rss_mb'])}"
+
+    return [
+        (f"database: import {n:,} materials (ALIGNN folder)", step("import"), "—", None),
+        (f"database: graphs, {n:,} oxides", step("graphs", f"{s['graphs']['structures_per_s']:.0f} structures/s, "), "—", None),
         (f"database: CPU training, `cpu` preset, {t['threads']} thread, batch {t['batch_size']}, {t['n_train']} graphs",
-         f"{t['graphs_per_s']:.0f} graphs/s, {_s(t['epoch_seconds'])} per epoch; {t['projected_preset_epochs']} epochs ≈ "
-         f"{t['projected_preset_minutes']:.0f} min; peak {_mb(t['peak_rss_mb'])}", "—", None),
-        (f"database: embeddings, {n:,} materials", f"{_s(s['embeddings']['seconds'])}; peak {_mb(s['embeddings']['peak_rss_mb'])}", "—", None),
-        (f"database: CrystalNN environments, {n:,} materials, 2 workers",
-         f"{_s(s['environments']['seconds'])}; peak {_mb(s['environments']['peak_rss_mb'])}", "—", None),
-        (f"database: Ward ×2 + comparison + chemistry, K = {s['interpret']['n_clusters']}",
-         f"{_s(s['interpret']['seconds'])}; peak {_mb(s['interpret']['peak_rss_mb'])}", "—", None),
-        (f"database: report ({s['report']['files']} files)", f"{_s(s['report']['seconds'])}; peak {_mb(s['report']['peak_rss_mb'])}", "—", None),
+         f"{t['graphs_per_s']:.0f} graphs/s, {_s(t['epoch_seconds'])} per epoch ({t['projected_preset_epochs']} epochs ≈ "
+         f"{t['projected_preset_minutes']:.0f} min); peak {_mb(t['peak_rss_mb'])}", "—", None),
+        (f"database: embeddings, {n:,} materials", step("embeddings"), "—", None),
+        (f"database: CrystalNN environments, {n:,} materials, 2 workers", step("environments"), "—", None),
+        (f"database: Ward ×2 + comparison + chemistry, K = {s['interpret']['n_clusters']}", step("interpret"), "—", None),
+        (f"database: report ({s['report']['files']} files)", step("report"), "—", None),
         (f"database: environments + clustering + chemistry + report, {n:,} materials",
          _s(r["interpret_chemistry_report_seconds"]), "—", None),
     ]
-    return rows
 
 
 def rows_demo(r: dict) -> list[Row]:
     d = r["dft"]
     dft = f"{d.get('ok', '?')} of {d.get('materials', '?')} materials computed, {d.get('failed', '?')} failed"
-    rules = r.get("rules", {})
-    gpaw = next((v for k, v in rules.items() if k.startswith("dft_")), None)
+    gpaw = next((v for k, v in r.get("rules", {}).items() if k.startswith("dft_")), None)
     span = f"; DFT stage {_s(gpaw['span_seconds'])}" if gpaw else ""
-    return [(f"`make demo` ({r['catalog']}), 2 cores", f"{_s(r['wall_s'])}{span}; peak {_mb(r['peak_rss_mb'])}; {dft}", "< 15 min (whole `make bench`)", None)]
+    number = f"{_s(r['wall_s'])}{span}; peak {_mb(r['peak_rss_mb'])}; {dft}"
+    return [(f"`make demo` ({r['catalog']}), 2 cores", number, "—", None)]
 
 
 def rows_gpaw(r: dict) -> list[Row]:
@@ -264,6 +265,10 @@ def markdown(results: dict) -> str:
             rows = [(name, f"(no table row: {type(exc).__name__} {exc})", "", None)]
         for what, number, goal, ok in rows:
             lines.append(f"| {what} | {number} | {goal} | {_met(ok)} | {date} |")
+    if "total_wall_s" in results:
+        ok = None if results.get("quick") else results["total_wall_s"] < 15 * 60
+        lines.append(f"| `make bench`, all of the above | {_s(results['total_wall_s'])} | < 15 min | {_met(ok)} | "
+                     f"{results.get('machine', {}).get('date', '')} |")
     if "gpu" in results:
         for what, number, goal, ok in rows_gpu(results["gpu"]):
             lines.append(f"| {what} | {number} | {goal} | {_met(ok)} | {results['gpu']['date'][:10]} |")
