@@ -29,6 +29,7 @@ checkpoint structures:
     params:
         source=config["source"],
         filter=config["filter"],
+        catalog_max_sites=config["catalog_max_sites"],
     resources:
         **slurm_resources("cpu"),
     conda:

@@ -10,4 +10,5 @@ with logged(snakemake.log[0]):
         filter_config=snakemake.params.filter,
         kept_path=snakemake.output.kept,
         rejected_path=snakemake.output.rejected,
+        catalog_max_sites=snakemake.params.catalog_max_sites,
     )

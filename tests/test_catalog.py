@@ -344,3 +344,31 @@ def test_invalid_yaml_and_missing_file(tmp_path):
 def test_lattice_incompatible_with_spacegroup(tmp_path):
     lattice = {"a": 4.2, "b": 4.2, "c": 5.0, "alpha": 90, "beta": 90, "gamma": 120}
     _raises(_write(tmp_path, [_entry(lattice=lattice)]), "MgO-test", "Fm-3m")
+
+
+def test_catalog_max_sites_lists_larger_cells_as_not_computed(tmp_path):
+    import pandas as pd
+
+    from optabs.structures.stage import run_structures_stage
+
+    filter_config = yaml.safe_load((CATALOG.parents[1] / "config.yaml").read_text())["filter"]
+    kept_all, rejected_all = tmp_path / "all.parquet", tmp_path / "all.csv"
+    run_structures_stage("catalog", CATALOG, filter_config, kept_all, rejected_all)
+    all_kept = pd.read_parquet(kept_all)
+    # sizes of the primitive cells, counted independently of the stage
+    sizes = {
+        c.material_id: len(SpacegroupAnalyzer(c.structure, symprec=0.01).find_primitive())
+        for c in load_catalog(CATALOG)
+    }
+    large = {m for m in all_kept.material_id if sizes[m] > 6}
+    assert "CrO3-Ama2" in large and len(large) >= 3
+
+    kept6, rejected6 = tmp_path / "six.parquet", tmp_path / "six.csv"
+    run_structures_stage("catalog", CATALOG, filter_config, kept6, rejected6, catalog_max_sites=6)
+    assert set(pd.read_parquet(kept6).material_id) == set(all_kept.material_id) - large
+    rows = pd.read_csv(rejected6)
+    limited = rows[rows.criterion == "catalog_max_sites"]
+    assert set(limited.material_id) == large
+    assert limited.detail.str.contains("catalog_max_sites: null").all()
+    # the other rejections are the same with and without the limit
+    assert set(rows[rows.criterion != "catalog_max_sites"].material_id) == set(pd.read_csv(rejected_all).material_id)

@@ -46,10 +46,45 @@ def load_source(source: str, path: str | Path) -> tuple[list[Candidate], list[di
     raise InputError(f"config key 'source': unknown source {source!r} (catalog, mp or files)")
 
 
+def limit_catalog_size(kept: list[Candidate], max_sites: int | None) -> tuple[list[Candidate], list[dict[str, str]]]:
+    """Split filter-kept candidates by the size of their primitive cell (``catalog_max_sites``).
+
+    The embedded demo computes cells of up to ``max_sites`` atoms so that its GPAW stage stays
+    short on a laptop; larger catalog entries are listed as not computed, with how to include
+    them. ``None``: keep every one.
+    """
+    if max_sites is None:
+        return kept, []
+    small = [c for c in kept if len(c.structure) <= max_sites]
+    skipped = [
+        {
+            "material_id": c.material_id,
+            "formula": c.formula,
+            "source_ref": c.source_ref,
+            "criterion": "catalog_max_sites",
+            "detail": (
+                f"{len(c.structure)} atoms in the primitive cell > catalog_max_sites {max_sites}: not computed "
+                "in this run (passes the chemistry filter; set catalog_max_sites: null to compute it)"
+            ),
+        }
+        for c in kept
+        if len(c.structure) > max_sites
+    ]
+    return small, skipped
+
+
 def run_structures_stage(
-    source: str, path: str | Path, filter_config: dict[str, Any] | None, kept_path: str | Path, rejected_path: str | Path
+    source: str,
+    path: str | Path,
+    filter_config: dict[str, Any] | None,
+    kept_path: str | Path,
+    rejected_path: str | Path,
+    catalog_max_sites: int | None = None,
 ) -> tuple[int, int]:
-    """Run the stage; returns (number kept, number of rejected materials)."""
+    """Run the stage; returns (number kept, number of rejected materials).
+
+    ``catalog_max_sites`` (source ``catalog`` only): see :func:`limit_catalog_size`.
+    """
     candidates, problems = load_source(source, path)
     if not candidates:
         unusable = "".join(f"\n  {p['source_ref']}: {p['detail']}" for p in problems)
@@ -58,11 +93,15 @@ def run_structures_stage(
             + (f". Every input was unusable; fix or replace these files:{unusable}" if problems else "")
         )
     outcome = apply_filter(candidates, FilterSettings.from_config(filter_config))
-    rejected = pd.DataFrame(problems + outcome.rejected, columns=REJECTED_COLUMNS)
+    kept, too_large = limit_catalog_size(outcome.kept, catalog_max_sites if source == "catalog" else None)
+    rejected = pd.DataFrame(problems + outcome.rejected + too_large, columns=REJECTED_COLUMNS)
     n_rejected = rejected["material_id"].nunique()
-    log.info("%s: %d candidates, %d kept, %d rejected", source, len(candidates), len(outcome.kept), n_rejected)
-    if not outcome.kept:
+    log.info("%s: %d candidates, %d kept, %d rejected", source, len(candidates), len(kept), n_rejected)
+    if too_large:
+        log.info("%d catalog entries larger than catalog_max_sites %s are not computed: %s", len(too_large),
+                 catalog_max_sites, ", ".join(r["material_id"] for r in too_large))
+    if not kept:
         log.warning("the filter rejected every material; see %s", rejected_path)
     write_csv(rejected_path, rejected)
-    write_parquet(kept_path, candidates_to_frame(outcome.kept))
-    return len(outcome.kept), n_rejected
+    write_parquet(kept_path, candidates_to_frame(kept))
+    return len(kept), n_rejected
