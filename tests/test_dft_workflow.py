@@ -34,6 +34,7 @@ def vasp_config(workflow_dir, fake_potcars, errors=None):
     control.write_text(json.dumps({"errors": errors or {}}))
     cfg = {
         "catalog": "small.yaml",
+        "catalog_max_sites": None,  # CrO3 (8 atoms) is above the demo limit
         "dft": {
             "engine": "vasp",
             "vasp": {
