@@ -188,7 +188,8 @@ def rows_database(r: dict) -> list[Row]:
         (f"database: graphs, {n:,} oxides", step("graphs", f"{s['graphs']['structures_per_s']:.0f} structures/s, "), "—", None),
         (f"database: CPU training, `cpu` preset, {t['threads']} thread, batch {t['batch_size']}, {t['n_train']} graphs",
          f"{t['graphs_per_s']:.0f} graphs/s, {_s(t['epoch_seconds'])} per epoch ({t['projected_preset_epochs']} epochs ≈ "
-         f"{t['projected_preset_minutes']:.0f} min); peak {_mb(t['peak_rss_mb'])}", "—", None),
+         f"{t['projected_preset_minutes']:.0f} min; the study's 2,144-graph epoch ≈ "
+         f"{_s(t.get('epoch_seconds_scaled_to_2144_graphs', float('nan')))}); peak {_mb(t['peak_rss_mb'])}", "—", None),
         (f"database: embeddings, {n:,} materials", step("embeddings"), "—", None),
         (f"database: CrystalNN environments, {n:,} materials, 2 workers", step("environments"), "—", None),
         (f"database: Ward ×2 + comparison + chemistry, K = {s['interpret']['n_clusters']}", step("interpret"), "—", None),
