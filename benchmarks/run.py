@@ -205,6 +205,8 @@ def rows_demo(r: dict) -> list[Row]:
     gpaw = next((v for k, v in r.get("rules", {}).items() if k.startswith("dft_")), None)
     span = f"; DFT stage {_s(gpaw['span_seconds'])}" if gpaw else ""
     number = f"{_s(r['wall_s'])}{span}; peak {_mb(r['peak_rss_mb'])}; {dft}"
+    if r.get("returncode"):
+        number += f" (snakemake exit {r['returncode']}: a job failed)"
     return [(f"`make demo` ({r['catalog']}), 2 cores", number, "—", None)]
 
 
