@@ -69,7 +69,7 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", default=DEFAULT, help=f"benchmarks to run (default: {' '.join(DEFAULT)})")
     parser.add_argument("--out", default=str(HERE / "work" / "results-quick.json") if quick() else str(HERE / "results.json"))
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md (a quick run never does)")
