@@ -51,6 +51,7 @@ def write_config(wf: Path, fake_potcars: Path, ids=tuple(GAPS_EV)) -> dict[str, 
     (wf / "fake_control.json").write_text(json.dumps(control))
     cfg = {
         "catalog": "small.yaml",
+        "catalog_max_sites": None,  # CrO3 (8 atoms) is above the demo limit
         "dft": {
             "engine": "vasp",
             "vasp": {
