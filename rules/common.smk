@@ -64,7 +64,7 @@ try:
     make_engine(DFT_ENGINE, config["dft"][DFT_ENGINE])
 except ConfigError as exc:
     raise ConfigError(f"config key 'dft.{DFT_ENGINE}': {exc}") from None
-from optabs.model import ModelSettings
+from optabs.model_settings import ModelSettings
 
 try:
     ModelSettings.from_config(config["model"])

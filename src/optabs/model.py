@@ -46,6 +46,7 @@ import torch
 from optabs.dataset import onsets, spectra_matrix
 from optabs.errors import ConfigError, InputError
 from optabs.io import atomic_path, write_csv
+from optabs.model_settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,171 +55,11 @@ log = logging.getLogger(__name__)
 GOOD_MAE = 0.14
 #: cgcnn atom feature length (alignn's ``atom_features="cgcnn"``).
 ATOM_INPUT_FEATURES = 92
-GRAPH_CACHE_FORMAT = "optabs-graphs-1"
 CHECKPOINT_FORMAT = "optabs-alignn-1"
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "seconds", "graphs_per_s"]
 
 Graph = tuple[Any, Any]  # (TorchGraph atom graph, TorchGraph line graph)
-
-
-# ============================================================================ settings
-
-
-@dataclass
-class ModelSettings:
-    """Graph, network and training settings. Defaults are the study's (the ``paper`` preset).
-
-    Graph (the cache key): ``cutoff`` (angstrom) bounds the neighbour search and
-    ``max_neighbors`` keeps the k nearest per atom (the study: k-nearest, k = 10, 10 angstrom).
-    ``three_body_cutoff`` (angstrom): only bonds shorter than this form line-graph triplets.
-    The study's DGL k-nearest builder makes the line graph of *all* kept bonds, so the default
-    is the full ``cutoff`` (10 angstrom); alignn's ``atom_dgl_multigraph`` would silently use
-    3.5 angstrom. With 10 neighbours on oxides the two differ little (about 100 vs 88 triplets
-    per atom) but only the full cutoff is the study's graph.
-
-    Network: ``alignn_layers`` ALIGNN (atom graph + line graph) layers, then ``gcn_layers``
-    edge-gated graph convolutions, ``hidden_features`` wide; ``embedding_features`` is the width
-    of the bond/angle embedding MLPs; ``edge_input_features`` / ``triplet_input_features`` the
-    RBF expansions of bond lengths and angle cosines.
-
-    Training: ``epochs``, ``batch_size`` (graphs), AdamW ``learning_rate`` and ``weight_decay``
-    (no decay on biases and norms, as alignn's ``group_decay``), ``scheduler`` "onecycle"
-    (torch ``OneCycleLR`` stepped every batch, peaking at ``learning_rate``) or "none".
-    ``warmup_steps``: the one-cycle warm-up length in optimiser steps (at most half the
-    run); None (default) warms up over 30 % of all steps, which is what the study's run did:
-    its log lists ``warmup_steps: 2000``, but alignn's one-cycle scheduler ignores that key
-    and uses ``pct_start=0.3``. ``output_bias_from_mean``: start the head's bias at the
-    training mean spectrum (not the study's zero bias; it spares a short run the first
-    epochs of learning the offset). ``seed`` fixes the split, the initial weights and the
-    batch order. ``train_fraction`` / ``val_fraction`` / ``test_fraction`` split the
-    materials (see :func:`split_ids`). ``threads``: torch CPU threads during training
-    (default 1: on a shared 2-core machine two threads beside another busy process made
-    steps 10-20x slower, while on an idle one they gain only ~20 %).
-    ``device``: "auto" (CUDA when visible, else CPU), "cpu", "cuda" or "cuda:N".
-    ``max_train_minutes``: optional wall-clock budget; training stops after the epoch that
-    crosses it (the best checkpoint so far is kept and the stop is logged).
-    """
-
-    alignn_layers: int = 4
-    gcn_layers: int = 4
-    hidden_features: int = 64
-    embedding_features: int = 64
-    edge_input_features: int = 80
-    triplet_input_features: int = 40
-    cutoff: float = 10.0
-    three_body_cutoff: float = 10.0
-    max_neighbors: int = 10
-    epochs: int = 500
-    batch_size: int = 4
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-5
-    warmup_steps: int | None = None
-    scheduler: str = "onecycle"
-    output_bias_from_mean: bool = False
-    seed: int = 123
-    train_fraction: float = 0.8
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    threads: int = 1
-    device: str = "auto"
-    max_train_minutes: float | None = None
-
-    #: name -> overrides of the defaults. ``paper``: the study's run (GPU: ~6 h for 500 epochs
-    #: on 2,144 graphs on an A100). ``cpu``: the study's architecture and graphs with 30 epochs,
-    #: sized for ~10 minutes on ~900 training graphs: one thread trains 52-54 graphs/s on an idle
-    #: core (17-18 s per epoch of 894 graphs; 30 epochs of the 1,116 shared oxides took 11.6 min
-    #: on a shared, busy 2-core machine, test MAE 0.13 vs 0.38 for the mean spectrum).
-    #: ``demo``: 2+2 layers, hidden 32 (~150 graphs/s) for the ~35-material embedded demo
-    #: (graphs + 40 epochs + evaluation: ~15 s). Both cap the wall time as a safety net.
-    PRESETS = {
-        "paper": {},
-        "cpu": {"epochs": 30, "output_bias_from_mean": True, "max_train_minutes": 20.0},
-        "demo": {
-            "alignn_layers": 2,
-            "gcn_layers": 2,
-            "hidden_features": 32,
-            "embedding_features": 32,
-            "epochs": 40,
-            "batch_size": 4,
-            "output_bias_from_mean": True,
-            "max_train_minutes": 10.0,
-        },
-    }
-
-    def __post_init__(self) -> None:
-        positive_ints = ("alignn_layers", "gcn_layers", "hidden_features", "embedding_features",
-                         "edge_input_features", "triplet_input_features", "max_neighbors", "epochs",
-                         "batch_size", "threads")
-        for key in positive_ints:
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key.endswith("_layers") else 1):
-                raise ConfigError(f"model setting '{key}': expected a positive integer, got {value!r}")
-        for key in ("cutoff", "three_body_cutoff", "learning_rate"):
-            if not (isinstance(getattr(self, key), (int, float)) and getattr(self, key) > 0):
-                raise ConfigError(f"model setting '{key}': expected a positive number, got {getattr(self, key)!r}")
-        if self.three_body_cutoff > self.cutoff:
-            raise ConfigError(
-                f"model setting 'three_body_cutoff' ({self.three_body_cutoff} A) must not exceed 'cutoff' ({self.cutoff} A)"
-            )
-        if self.weight_decay < 0:
-            raise ConfigError(f"model setting 'weight_decay': expected >= 0, got {self.weight_decay!r}")
-        if self.scheduler not in ("onecycle", "none"):
-            raise ConfigError(f"model setting 'scheduler': expected 'onecycle' or 'none', got {self.scheduler!r}")
-        if self.warmup_steps is not None and (not isinstance(self.warmup_steps, int) or self.warmup_steps < 1):
-            raise ConfigError(f"model setting 'warmup_steps': expected a positive integer or null, got {self.warmup_steps!r}")
-        fractions = (self.train_fraction, self.val_fraction, self.test_fraction)
-        if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6 or self.train_fraction <= 0:
-            raise ConfigError(
-                "model settings 'train_fraction', 'val_fraction', 'test_fraction' must be >= 0 (train > 0) "
-                f"and add up to 1, got {fractions}"
-            )
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ConfigError(f"model setting 'device': expected auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
-            raise ConfigError(
-                f"model setting 'max_train_minutes': expected a positive number or null, got {self.max_train_minutes!r}"
-            )
-
-    @classmethod
-    def preset(cls, name: str = "paper", **overrides: Any) -> "ModelSettings":
-        """A named preset (``paper``, ``cpu``, ``demo``) with ``overrides`` on top.
-
-        Raises :class:`ConfigError` naming an unknown preset or an unknown setting.
-        """
-        if name not in cls.PRESETS:
-            raise ConfigError(f"model preset {name!r} is not known (known: {', '.join(cls.PRESETS)})")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(
-                f"model setting(s) {', '.join(repr(k) for k in unknown)} not known (known: {', '.join(sorted(known))})"
-            )
-        return cls(**{**cls.PRESETS[name], **overrides})
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> "ModelSettings":
-        """From a config section: ``{"preset": "cpu", "epochs": 20, ...}`` (preset defaults to paper)."""
-        cfg = dict(cfg or {})
-        return cls.preset(cfg.pop("preset", "paper"), **cfg)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def graph_key(self) -> dict[str, Any]:
-        """The settings a graph depends on (the graph cache's key)."""
-        return {
-            "format": GRAPH_CACHE_FORMAT,
-            "cutoff": float(self.cutoff),
-            "three_body_cutoff": float(self.three_body_cutoff),
-            "max_neighbors": int(self.max_neighbors),
-            "atom_features": "cgcnn",
-        }
-
-    def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
 
 
 # ============================================================================ graphs
