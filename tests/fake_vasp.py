@@ -29,6 +29,8 @@ Control, for tests: the JSON file named by the environment variable OPTABS_FAKE_
 
 ``models: {"<folder name>": {"gap_ev": 3.0}}`` overrides the model in directories below a folder
 of that name, so the materials of a workflow run get different spectra.
+``"sleep": {"seconds": 60, "only_in": "<folder name>"}`` makes every run (below that folder, if
+given) wait that long before it starts: a run slow enough to be cancelled from outside.
 ``errors[<kind of run>]`` makes the first ``runs`` runs of that kind in a directory fail
 (``runs: -1``: every run); with ``"only_in": "<folder name>"`` only in directories below a folder
 of that name (one material of a workflow run). Error kinds:
@@ -49,6 +51,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -261,6 +264,9 @@ def main() -> int:
     if os.environ.get(CONTROL_ENV):
         control = json.loads(Path(os.environ[CONTROL_ENV]).read_text())
     model = {**DEFAULT_MODEL, **control.get("model", {})}
+    sleep = control.get("sleep", {})
+    if sleep and (not sleep.get("only_in") or sleep["only_in"] in cwd.resolve().parts):
+        time.sleep(float(sleep["seconds"]))
     for folder, overrides in control.get("models", {}).items():
         if folder in cwd.resolve().parts:  # one material's own model in a workflow run
             model.update(overrides)
