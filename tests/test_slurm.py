@@ -234,6 +234,8 @@ def test_scancel_of_a_running_job_is_retried(slurm_cluster, tmp_path, fake_potca
         job_id = wait_until(lambda: slurm_job_running_in(workflow_dir / "results/dft" / slow), 240,
                             f"no SLURM job running VASP for {slow}")
         slurm_cluster.command("scancel", job_id)
+        # the next attempt runs at full speed (the stand-in reads its control file on every run)
+        (workflow_dir / "fake_control.json").write_text("{}")
         returncode = proc.wait(timeout=420)
     finally:
         if proc.poll() is None:
@@ -243,7 +245,9 @@ def test_scancel_of_a_running_job_is_retried(slurm_cluster, tmp_path, fake_potca
     stderr = (workflow_dir / "snakemake.stderr").read_text()
     # the profile's `retries: 2` submits the cancelled job again; the workflow finishes
     assert returncode == 0, stderr[-6000:]
-    assert f"SLURM-job '{job_id}' failed, SLURM status is: 'CANCELLED'" in stderr
+    # the failed job's SLURM log (show-failed-logs), then the retry
+    assert f"JOB {job_id} ON {slurm_cluster.host} CANCELLED" in stderr
+    assert "Error in group dft_vasp" in stderr and "Trying to restart job" in stderr
     states = {j["JobId"]: j["JobState"] for j in dft_submissions(slurm_cluster, workflow_dir)}
     assert states.pop(job_id) == "CANCELLED"
     # three materials, one of them twice
