@@ -3,11 +3,13 @@
 Everything lives in one temporary directory: slurm.conf, gres.conf, a munge key and socket, state,
 spool, logs, pid files and ``bin/`` (the slurm clients pinned to this config, see start()). Every
 slurm command finds the cluster through ``SLURM_CONF`` and ``PATH`` in the environment this module
-hands out (``cluster.env``), so /etc/slurm and the system munge are never touched. Two partitions: ``cpu`` (default) and ``gpu``. The node has no GPU: it declares one
-counted GRES ``gpu`` (no device file), so a job's honest ``--gpus=1`` request can be scheduled.
+hands out (``cluster.env``), so /etc/slurm and the system munge are never touched. Two
+partitions: ``cpu`` (default) and ``gpu``. The node has no GPU: it declares one GPU that the
+scheduler only counts (gres.conf), so a job's honest ``--gpus=1`` request can be scheduled.
 
+The daemons run in the foreground as children of the test process, each in its own process group.
 Stopping kills what was started, by pid: the jobs' processes (found by the private ``SLURM_CONF``
-in their environment), slurmd, slurmctld and munged (each by its pid file, with its process group).
+in their environment), then slurmd, slurmctld and munged (each with its process group).
 Nothing outside the temporary directory is removed.
 """
 
@@ -188,13 +190,6 @@ def _wait_for(predicate, timeout: float, what: str, cluster: SlurmCluster) -> No
     raise SlurmStartError(f"{what} within {timeout:.0f} s\n{cluster.logs()}")
 
 
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -286,7 +281,8 @@ def start(paths: dict[str, str], timeout: float = 60) -> SlurmCluster:
     key.chmod(0o400)
 
     def munge_answers() -> bool:
-        return subprocess.run(f"{paths['munge']} -S {munge}/munge.socket -n | {paths['unmunge']} -S {munge}/munge.socket",
+        sock = munge / "munge.socket"
+        return subprocess.run(f"{paths['munge']} -S {sock} -n | {paths['unmunge']} -S {sock}",
                               shell=True, capture_output=True, env=env).returncode == 0
 
     def controller_up() -> bool:

@@ -136,7 +136,8 @@ def wait_until(predicate, timeout: float, what: str):
 
 def test_slurm_cluster_schedules_a_gpu_job(slurm_cluster, tmp_path):
     proc = slurm_cluster.command("sbatch", "--parsable", "--gpus=1", "--partition=gpu", "-D", str(tmp_path),
-                                 "-o", str(tmp_path / "out"), "--wrap", "echo CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES")
+                                 "-o", str(tmp_path / "out"),
+                                 "--wrap", "echo CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES")
     job_id = proc.stdout.strip()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
