@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -135,8 +136,37 @@ def step(name: str, work: Path) -> dict:
         seconds = time.perf_counter() - start
         files = [p for p in index.parent.rglob("*") if p.is_file()]
         return {"seconds": seconds, "files": len(files), "pngs": sum(p.suffix == ".png" for p in files),
-                "mb": sum(p.stat().st_size for p in files) / 1e6}
+                "mb": sum(p.stat().st_size for p in files) / 1e6, "browser": _browser_check(index, dataset_path)}
     raise SystemExit(f"unknown step {name!r}; choose from {', '.join(STEPS)}")
+
+
+def _browser_check(index: Path, dataset_path: Path) -> dict:
+    """The report test's browser check (tests/browser.py) on the whole report, not timed.
+
+    Opens the index and every cluster page in headless Chromium, requires every image to load,
+    and counts the dataset's materials that some cluster page names (all of them, if it covers
+    the database). A machine without Chromium records why instead.
+    """
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from browser import check_report, start_browser
+
+    try:
+        driver = start_browser()
+    except BaseException as exc:  # pytest.skip raises an exception that is not an Exception
+        return {"skipped": f"{type(exc).__name__}: {exc}"}
+    try:
+        pages = check_report(driver, index)
+    except AssertionError as exc:
+        return {"ok": False, "error": str(exc)}
+    finally:
+        driver.quit()
+    html = " ".join(p.read_text() for p in index.parent.glob("cluster_*.html"))
+    ids = pd.read_parquet(dataset_path, columns=["material_id"]).material_id
+    listed = int(sum(re.search(rf"(?<![\w-]){re.escape(m)}(?![\w-])", html) is not None for m in ids))
+    return {"ok": True, "cluster_pages": len(pages), "all_images_loaded": True,
+            "materials": int(len(ids)), "materials_on_cluster_pages": listed}
 
 
 def _rounded(d: dict) -> dict:
