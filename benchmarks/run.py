@@ -194,9 +194,21 @@ def rows_database(r: dict) -> list[Row]:
         (f"database: CrystalNN environments, {n:,} materials, 2 workers", step("environments"), "—", None),
         (f"database: Ward ×2 + comparison + chemistry, K = {s['interpret']['n_clusters']}", step("interpret"), "—", None),
         (f"database: report ({s['report']['files']} files)", step("report"), "—", None),
+        *_browser_row(s["report"].get("browser"), n),
         (f"database: environments + clustering + chemistry + report, {n:,} materials",
          _s(r["interpret_chemistry_report_seconds"]), "—", None),
     ]
+
+
+def _browser_row(b: dict | None, n: int) -> list[Row]:
+    if not b:
+        return []
+    if "skipped" in b:
+        return [("database report in headless Chromium", f"not checked: {b['skipped']}", "—", None)]
+    ok = b.get("ok") and b.get("materials_on_cluster_pages") == n
+    number = (f"{b.get('cluster_pages', '?')} cluster pages, every image loaded, "
+              f"{b.get('materials_on_cluster_pages', '?'):,} of {n:,} materials listed") if b.get("ok") else b.get("error", "?")
+    return [("database report in headless Chromium (the report test's check)", number, "all materials, all images", ok)]
 
 
 def rows_demo(r: dict) -> list[Row]:
@@ -207,7 +219,15 @@ def rows_demo(r: dict) -> list[Row]:
     number = f"{_s(r['wall_s'])}{span}; peak {_mb(r['peak_rss_mb'])}; {dft}"
     if r.get("returncode"):
         number += f" (snakemake exit {r['returncode']}: a job failed)"
-    return [(f"`make demo` ({r['catalog']}), 2 cores", number, "—", None)]
+    rows = [(f"`make demo` ({r['catalog']}), 2 cores", number, "—", None)]
+    if gpaw and not r.get("quick"):
+        # issue 3's goal: the GPAW stage of the whole demo catalog under 10 minutes on 2 cores
+        compute = d.get("dft_seconds_sum")
+        detail = f"; GPAW itself {_s(compute)} of CPU, the rest is job start-up" if compute else ""
+        rows.append(("`make demo`: GPAW stage (36 materials, 2 at a time)",
+                     f"{_s(gpaw['span_seconds'])} wall, {_s(gpaw['job_seconds'])} of jobs{detail}",
+                     "< 10 min", gpaw["span_seconds"] < 600))
+    return rows
 
 
 def rows_gpaw(r: dict) -> list[Row]:
