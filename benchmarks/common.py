@@ -16,9 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "oxide-surrogate"
 PYTHON = sys.executable
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-#: what a copy of the workflow needs (the same list as tests/conftest.py); src/ is linked, not copied
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "resources", "config.yaml", "configs", "profiles", "envs")
 TIME_V = "/usr/bin/time"
+
+# The tests' throw-away copy of the workflow (src/ linked, not copied): one definition for both.
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import copy_workflow  # noqa: E402,F401
 
 
 def quick() -> bool:
@@ -34,19 +36,6 @@ def bench_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
     env.update(extra)
     return env
-
-
-def copy_workflow(dest: Path) -> Path:
-    """Copy the workflow (not results, not the venv) into ``dest``; src/ is a link to this checkout's."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    (dest / "src").symlink_to(REPO / "src")
-    return dest
 
 
 @dataclass
