@@ -82,3 +82,39 @@ def browser():
     driver = start_browser()
     yield driver
     driver.quit()
+
+
+def write_catalog_subset(path: Path, ids) -> None:
+    """The embedded catalog's entries ``ids`` (all must exist) as a catalog file at ``path``."""
+    import yaml
+
+    catalog = yaml.safe_load((REPO / "resources" / "catalog.yaml").read_text())
+    catalog["entries"] = [e for e in catalog["entries"] if e["material_id"] in set(ids)]
+    assert len(catalog["entries"]) == len(set(ids)), f"not all of {ids} are in the catalog"
+    path.write_text(yaml.safe_dump(catalog))
+
+
+def stand_in_vasp_config(workflow_dir: Path, fake_potcars: Path, ids, control: dict | None = None,
+                         **extra) -> dict[str, str]:
+    """Point ``workflow_dir`` at the stand-in VASP (tests/fake_vasp.py) for catalog entries ``ids``.
+
+    Writes small.yaml (the entries), fake_control.json (``control``: errors, per-material
+    models, sleeps) and test.yaml (the VASP engine config plus ``extra`` top-level keys);
+    returns the environment variables a run needs.
+    """
+    import yaml
+
+    write_catalog_subset(workflow_dir / "small.yaml", ids)
+    (workflow_dir / "fake_control.json").write_text(json.dumps(control or {}))
+    cfg = {
+        "catalog": "small.yaml",
+        "catalog_max_sites": None,  # CrO3 (8 atoms) is above the demo limit
+        "dft": {"engine": "vasp", "vasp": {
+            "command": [sys.executable, str(FAKE_VASP)], "potcar_dir": str(fake_potcars),
+            "kpoints_density": 50, "polling_time_s": 0.05, "monitor_freq": 1000000,
+        }},
+        "dataset": {"e_above_hull_max_ev": 0.0, "min_gap_ev": 0.3},
+        **extra,
+    }
+    (workflow_dir / "test.yaml").write_text(yaml.safe_dump(cfg))
+    return {"OPTABS_FAKE_VASP_CONTROL": str(workflow_dir / "fake_control.json"), "OPENBLAS_NUM_THREADS": "1"}

@@ -1,18 +1,15 @@
 """The DFT stage inside the workflow, driven through custodian with the stand-in VASP:
 failure isolation, the dataset and its export, the dataset source, kill-and-rerun."""
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import FAKE_VASP, REPO, SNAKEMAKE
+from conftest import SNAKEMAKE, stand_in_vasp_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -22,33 +19,8 @@ UNTIL_DATASET = ["results/dataset/alignn", "results/dft/summary.csv"]
 SMALL = ["mp-1265", "Na2O-antifluorite", "CrO3-Ama2", "NiO-rocksalt"]
 
 
-def write_small_catalog(path, ids=SMALL):
-    catalog = yaml.safe_load((REPO / "resources" / "catalog.yaml").read_text())
-    catalog["entries"] = [e for e in catalog["entries"] if e["material_id"] in ids]
-    path.write_text(yaml.safe_dump(catalog))
-
-
 def vasp_config(workflow_dir, fake_potcars, errors=None):
-    write_small_catalog(workflow_dir / "small.yaml")
-    control = workflow_dir / "fake_control.json"
-    control.write_text(json.dumps({"errors": errors or {}}))
-    cfg = {
-        "catalog": "small.yaml",
-        "catalog_max_sites": None,  # CrO3 (8 atoms) is above the demo limit
-        "dft": {
-            "engine": "vasp",
-            "vasp": {
-                "command": [sys.executable, str(FAKE_VASP)],
-                "potcar_dir": str(fake_potcars),
-                "kpoints_density": 50,
-                "polling_time_s": 0.05,
-                "monitor_freq": 1000000,
-            },
-        },
-        "dataset": {"e_above_hull_max_ev": 0.0, "min_gap_ev": 0.3},
-    }
-    (workflow_dir / "test.yaml").write_text(yaml.safe_dump(cfg))
-    return {"OPTABS_FAKE_VASP_CONTROL": str(control), "OPENBLAS_NUM_THREADS": "1"}
+    return stand_in_vasp_config(workflow_dir, fake_potcars, SMALL, {"errors": errors or {}})
 
 
 def run(workflow_dir, env, *args, timeout=600):

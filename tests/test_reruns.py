@@ -12,15 +12,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import FAKE_VASP, REPO, SNAKEMAKE, copy_workflow
+from conftest import SNAKEMAKE, copy_workflow, stand_in_vasp_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -38,9 +36,6 @@ K = 2
 
 def write_config(wf: Path, fake_potcars: Path, ids=tuple(GAPS_EV)) -> dict[str, str]:
     """The stand-in VASP config (test.yaml) and catalog (small.yaml) in ``wf``; returns the env."""
-    catalog = yaml.safe_load((REPO / "resources" / "catalog.yaml").read_text())
-    catalog["entries"] = [e for e in catalog["entries"] if e["material_id"] in ids]
-    (wf / "small.yaml").write_text(yaml.safe_dump(catalog))
     control = {
         "models": {m: {"gap_ev": g} for m, g in GAPS_EV.items()},
         "errors": {
@@ -48,26 +43,9 @@ def write_config(wf: Path, fake_potcars: Path, ids=tuple(GAPS_EV)) -> dict[str, 
             "optics": {"kind": "truncated", "runs": -1, "only_in": TRUNCATED},
         },
     }
-    (wf / "fake_control.json").write_text(json.dumps(control))
-    cfg = {
-        "catalog": "small.yaml",
-        "catalog_max_sites": None,  # CrO3 (8 atoms) is above the demo limit
-        "dft": {
-            "engine": "vasp",
-            "vasp": {
-                "command": [sys.executable, str(FAKE_VASP)],
-                "potcar_dir": str(fake_potcars),
-                "kpoints_density": 50,
-                "polling_time_s": 0.05,
-                "monitor_freq": 1000000,
-            },
-        },
-        "dataset": {"e_above_hull_max_ev": 0.0, "min_gap_ev": 0.3},
-        "model": {"preset": "demo", "epochs": 2},
-        "interpret": {"n_clusters": K},
-    }
-    (wf / "test.yaml").write_text(yaml.safe_dump(cfg))
-    return {"OPTABS_FAKE_VASP_CONTROL": str(wf / "fake_control.json")}
+    return stand_in_vasp_config(
+        wf, fake_potcars, ids, control, model={"preset": "demo", "epochs": 2}, interpret={"n_clusters": K}
+    )
 
 
 def run(wf: Path, env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

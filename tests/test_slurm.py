@@ -8,7 +8,6 @@ passes the profile's own set-resources again with those numbers lowered, nothing
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -20,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import FAKE_VASP, REPO, SNAKEMAKE, copy_workflow
+from conftest import REPO, SNAKEMAKE, copy_workflow, stand_in_vasp_config, write_catalog_subset
 from slurm_cluster import SlurmUnavailable, slurm_cluster as start_slurm_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
@@ -91,29 +90,10 @@ def run_slurm(cluster, workflow_dir, *targets, env=None, extra=(), timeout=480):
                           text=True, timeout=timeout, env=job_env(cluster, env))
 
 
-def write_catalog(path: Path, ids: list[str]) -> None:
-    catalog = yaml.safe_load((REPO / "resources/catalog.yaml").read_text())
-    catalog["entries"] = [e for e in catalog["entries"] if e["material_id"] in ids]
-    assert len(catalog["entries"]) == len(ids)
-    path.write_text(yaml.safe_dump(catalog))
-
-
 def vasp_workflow(dest: Path, fake_potcars: Path, control: dict | None = None) -> tuple[Path, dict]:
     """A workflow copy on the stand-in VASP (tests/fake_vasp.py) for VASP_SUBSET."""
     workflow_dir = copy_workflow(dest)
-    write_catalog(workflow_dir / "small.yaml", VASP_SUBSET)
-    (workflow_dir / "fake_control.json").write_text(json.dumps(control or {}))
-    cfg = {
-        "catalog": "small.yaml",
-        "catalog_max_sites": None,  # CrO3 (8 atoms) is above the demo limit
-        "dft": {"engine": "vasp", "vasp": {
-            "command": [sys.executable, str(FAKE_VASP)], "potcar_dir": str(fake_potcars),
-            "kpoints_density": 50, "polling_time_s": 0.05, "monitor_freq": 1000000,
-        }},
-        "dataset": {"e_above_hull_max_ev": 0.0, "min_gap_ev": 0.3},
-    }
-    (workflow_dir / "test.yaml").write_text(yaml.safe_dump(cfg))
-    return workflow_dir, {"OPTABS_FAKE_VASP_CONTROL": str(workflow_dir / "fake_control.json")}
+    return workflow_dir, stand_in_vasp_config(workflow_dir, fake_potcars, VASP_SUBSET, control)
 
 
 def rule_of(job: dict) -> str:
@@ -152,7 +132,7 @@ def test_slurm_cluster_schedules_a_gpu_job(slurm_cluster, tmp_path):
 
 def test_demo_pipeline_on_slurm(slurm_cluster, tmp_path):
     workflow_dir = copy_workflow(tmp_path / "wf")
-    write_catalog(workflow_dir / "small.yaml", GPAW_SUBSET)
+    write_catalog_subset(workflow_dir / "small.yaml", GPAW_SUBSET)
     (workflow_dir / "test.yaml").write_text(yaml.safe_dump(
         {"catalog": "small.yaml", "interpret": {"n_clusters": 2}, "model": {"preset": "demo", "epochs": 5}}))
     start = time.monotonic()
