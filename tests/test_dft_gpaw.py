@@ -118,6 +118,8 @@ def test_presets_and_validation():
         GpawSettings(gap_method="GW")
     with pytest.raises(ConfigError, match="eta_ev"):
         GpawSettings(eta_ev=0)
+    with pytest.raises(ConfigError, match="nscf_eigenstates"):
+        GpawSettings(nscf_eigenstates=-1e-6)
 
 
 def test_single_thread_env():
