@@ -114,7 +114,7 @@ def test_query_validates_and_takes_config_lists():
     assert q.anions == ("O",) and q.exclude_elements == ("H",)
     with pytest.raises(ConfigError, match="at least one anion"):
         MPQuery(anions=())
-    with pytest.raises(ConfigError, match="unknown mp settings"):
+    with pytest.raises(ConfigError, match="unknown mp setting"):
         MPQuery.from_mapping({"anion": ["O"]})
     with pytest.raises(ConfigError, match="Xx"):
         MPQuery(anions=("O", "Xx"))

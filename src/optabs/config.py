@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,17 @@ import jsonschema
 import yaml
 
 from optabs.errors import ConfigError
+
+
+def reject_unknown_keys(settings_cls: type, keys: Iterable[str], section: str) -> None:
+    """Raise :class:`ConfigError` naming each of ``keys`` that is not a field of the dataclass ``settings_cls``.
+
+    ``section`` names the config section in the message (``model``, ``dft.vasp``, ...).
+    """
+    known = {f.name for f in dataclasses.fields(settings_cls)}
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        raise ConfigError(f"unknown {section} setting(s) {unknown}; known: {sorted(known)}")
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from optabs.config import reject_unknown_keys
 from optabs.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -145,12 +146,7 @@ class ModelSettings:
         """
         if name not in cls.PRESETS:
             raise ConfigError(f"model preset {name!r} is not known (known: {', '.join(cls.PRESETS)})")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(
-                f"model setting(s) {', '.join(repr(k) for k in unknown)} not known (known: {', '.join(sorted(known))})"
-            )
+        reject_unknown_keys(cls, overrides, "model")
         return cls(**{**cls.PRESETS[name], **overrides})
 
     @classmethod

@@ -53,7 +53,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ from pymatgen.io.vasp.outputs import Oszicar, UnconvergedVASPWarning, Vasprun
 from pymatgen.io.vasp.sets import MPNonSCFSet, MPRelaxSet, MPStaticSet, VaspInputSet
 
 from optabs.dft import CalculationError, DielectricResult
+from optabs.config import reject_unknown_keys
 from optabs.errors import ConfigError, InputError
 
 STEPS = ("relax", "bandgap", "optics", "hybrid")
@@ -179,10 +180,7 @@ class VaspSettings:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> VaspSettings:
         """Settings from a config mapping; an unknown key raises :class:`ConfigError` naming it."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown VASP setting(s) {unknown}; known: {sorted(known)}")
+        reject_unknown_keys(cls, d, "dft.vasp")
         return cls(**dict(d))
 
     def to_dict(self) -> dict[str, Any]:

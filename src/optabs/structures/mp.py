@@ -22,13 +22,14 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 from pymatgen.core import Element, Structure
 
+from optabs.config import reject_unknown_keys
 from optabs.errors import ConfigError, InputError, SourceError
 from optabs.io import atomic_path
 from optabs.structures import Candidate
@@ -129,10 +130,7 @@ class MPQuery:
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> MPQuery:
         """Build from a config section, naming any key this query does not know."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ConfigError(f"unknown mp settings {unknown}; known: {sorted(known)}")
+        reject_unknown_keys(cls, settings, "mp")
         return cls(**settings)
 
     def search_params(self, anion: str) -> dict[str, Any]:
