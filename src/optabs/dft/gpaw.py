@@ -207,8 +207,8 @@ class GpawSettings:
         """Named settings; ``overrides`` replace single fields.
 
         - ``"demo"``: PW 400 eV, ground-state k-density 2.0 (Γ-centred), optics 2.2 (shifted),
-          response cutoff 10 eV, broadening 0.15 eV. For tests, laptops and screening: ~10-60 s
-          per cell of up to 6 atoms on one core; gaps within ~0.2 eV of converged (MgO 4.59 vs
+          response cutoff 10 eV, broadening 0.15 eV. For tests, laptops and screening: 10-90 s
+          per cell of up to 6 atoms on one core (La2O3, with its f bands, 133 s); gaps within ~0.2 eV of converged (MgO 4.59 vs
           4.78 eV PBE at 800 eV), ε1(0) within a few %. The optics k-density was 3.0 until
           measured CPU times showed the optics step dominating: 2.2 halves MgO (20.8 -> 10.4 s of
           CPU with the cheaper ground state too) and cuts ZnO from 90 to 58 s, while ε1(0) moves by
