@@ -165,9 +165,7 @@ class GpawSettings:
     volume_per_empty_band_a3: float = 3.0
     min_band_top_ev: float = 15.0  # highest band must start this far above the VBM
     max_band_retries: int = 2
-    # optics-step eigenstate tolerance (eV^2 per electron); None = GPAW's 4e-8. The demo preset's
-    # 1e-4 cut ZnS (wurtzite) from 55 to 40 s with ε changed by < 1e-5.
-    nscf_eigenstates: float | None = None
+    nscf_eigenstates: float | None = None  # optics-step tolerance (eV^2 per electron); None = GPAW's 4e-8
     response_ecut_ev: float = 10.0  # plane-wave cutoff of the response function
     eta_ev: float = 0.15  # broadening: Gaussian σ ("gaussian") or Lorentzian η ("lorentzian")
     broadening: str = "gaussian"
@@ -208,12 +206,12 @@ class GpawSettings:
 
         - ``"demo"``: PW 400 eV, ground-state k-density 2.0 (Γ-centred), optics 2.2 (shifted),
           response cutoff 10 eV, broadening 0.15 eV. For tests, laptops and screening: 10-90 s
-          per cell of up to 6 atoms on one core (La2O3, with its f bands, 133 s); gaps within ~0.2 eV of converged (MgO 4.59 vs
-          4.78 eV PBE at 800 eV), ε1(0) within a few %. The optics k-density was 3.0 until
-          measured CPU times showed the optics step dominating: 2.2 halves MgO (20.8 -> 10.4 s of
-          CPU with the cheaper ground state too) and cuts ZnO from 90 to 58 s, while ε1(0) moves by
-          < 2.5 % (MgO 3.21 -> 3.26, BaS 5.69 -> 5.63, ZnO 5.40 -> 5.28) and the gaps, taken from
-          the Γ-centred ground state, not at all. The optics bands are converged to a residual of
+          per cell of up to 6 atoms on one core (La2O3, with its f bands, 133 s); gaps within
+          ~0.2 eV of converged (MgO 4.59 vs 4.78 eV PBE at 800 eV), ε1(0) within a few %. The
+          optics k-density was 3.0 until measured CPU times showed the optics step dominating:
+          2.2 halves MgO (20.8 -> 10.4 s of CPU with the cheaper ground state too) and cuts ZnO
+          from 90 to 58 s, while ε1(0) moves by < 2.5 % (MgO 3.21 -> 3.26, BaS 5.69 -> 5.63,
+          ZnO 5.40 -> 5.28) and the gaps, taken from the Γ-centred ground state, not at all. The optics bands are converged to a residual of
           1e-4 eV² per electron instead of GPAW's 4e-8 (``nscf_eigenstates``): ZnS (wurtzite)
           optics 55 -> 40 s, ε1 and ε2 change by < 1e-5 (1e-6: 48 s, 1e-5: 45 s).
         - ``"converged"``: PW 800 eV, k-densities 3.5 / 5.0, 6 empty bands per atom and the highest
