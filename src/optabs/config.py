@@ -1,11 +1,15 @@
-"""Config checks with messages that name the key (the Snakefile calls these before any job)."""
+"""Settings and config checks, with messages that name the key (the Snakefile calls these before any job).
+
+:class:`Settings` is the base of every settings class in the package; :func:`check_config`
+validates a whole workflow config against its JSON schema.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import jsonschema
 import yaml
@@ -13,15 +17,82 @@ import yaml
 from optabs.errors import ConfigError
 
 
-def reject_unknown_keys(settings_cls: type, keys: Iterable[str], section: str) -> None:
+def reject_unknown_keys(settings_cls: type, keys: Iterable[str], name: str = "") -> None:
     """Raise :class:`ConfigError` naming each of ``keys`` that is not a field of the dataclass ``settings_cls``.
 
-    ``section`` names the config section in the message (``model``, ``dft.vasp``, ...).
+    ``name`` says whose settings they are in the message (``unknown mp setting(s) [...]``).
     """
-    known = {f.name for f in dataclasses.fields(settings_cls)}
+    known = {f.name for f in dataclasses.fields(settings_cls) if f.init}
     unknown = sorted(set(keys) - known)
     if unknown:
-        raise ConfigError(f"unknown {section} setting(s) {unknown}; known: {sorted(known)}")
+        whose = f"{name} " if name else ""
+        raise ConfigError(f"unknown {whose}setting(s) {unknown}; known: {sorted(known)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Base of every settings class: a frozen dataclass read from one config section.
+
+    Subclasses declare their fields with defaults that follow the published method and check
+    values in ``__post_init__`` (raising :class:`ConfigError` that names the field). A subclass
+    with named presets lists them in ``PRESETS`` (name -> field overrides); a config section
+    may then name one under ``preset`` (default ``DEFAULT_PRESET``), and its other keys
+    override single fields. :meth:`from_config` is the one way a config section becomes
+    settings: it rejects unknown keys and prefixes every error with the config key.
+    """
+
+    #: name -> overrides of the field defaults; empty when the class has no presets.
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: the preset a config section gets when it names none.
+    DEFAULT_PRESET: ClassVar[str | None] = None
+    #: the field that records which preset made the settings, if the class keeps one.
+    PRESET_FIELD: ClassVar[str | None] = None
+    #: whose settings these are, in messages ("model", "GPAW", "mp").
+    NAME: ClassVar[str] = ""
+
+    @classmethod
+    def preset(cls, name: str | None = None, **overrides: Any) -> Self:
+        """Settings of the preset ``name`` (default :attr:`DEFAULT_PRESET`) with ``overrides`` on top.
+
+        Raises :class:`ConfigError` naming an unknown preset or an unknown setting.
+        """
+        name = cls.DEFAULT_PRESET if name is None else name
+        if name is None:
+            base: Mapping[str, Any] = {}
+        elif name not in cls.PRESETS:
+            raise ConfigError(f"unknown {cls.NAME or cls.__name__} preset {name!r}; known: {', '.join(cls.PRESETS)}")
+        else:
+            base = cls.PRESETS[name]
+        reject_unknown_keys(cls, overrides, cls.NAME)
+        values = {**base, **overrides}
+        if cls.PRESET_FIELD and name is not None:
+            values[cls.PRESET_FIELD] = name
+        return cls(**values)
+
+    @classmethod
+    def from_config(cls, section: str, mapping: Mapping[str, Any] | None = None) -> Self:
+        """Settings from the config section ``section`` (e.g. ``model``, ``dft.gpaw``).
+
+        ``mapping`` holds field values (missing ones take the defaults) and, for a class with
+        presets, an optional ``preset`` name. Every error is a :class:`ConfigError` whose
+        message starts with ``config key '<section>'``.
+        """
+        values = dict(mapping or {})
+        try:
+            if cls.PRESETS:
+                return cls.preset(values.pop("preset", None), **values)
+            if "preset" in values:
+                raise ConfigError(f"{cls.__name__} has no presets; remove the key 'preset'")
+            reject_unknown_keys(cls, values, cls.NAME)
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"config key '{section}': {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config key '{section}': {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain data (what a result or checkpoint records)."""
+        return dataclasses.asdict(self)
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
