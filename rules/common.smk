@@ -125,23 +125,26 @@ def dft_results(wildcards):
     return expand(f"{RESULTS}/dft/{{material_id}}/result.json", material_id=kept_material_ids())
 
 
+def failure_tables():
+    """The ``failures.csv`` of every stage this source runs (see optabs.failures), in stage order."""
+    stages = ["dataset", "model", "interpret"]
+    if config["source"] != "dataset":
+        stages = ["structures", "spectra"] + stages
+    return [f"{RESULTS}/{stage}/failures.csv" for stage in stages]
+
+
 def report_inputs(wildcards):
-    """Everything the report shows; the failure tables of the stages this source runs."""
-    inputs = {
+    """Everything the report shows, and the failure tables of the stages this source runs."""
+    return {
         "dataset": f"{RESULTS}/dataset/dataset.parquet",
-        "dropped": f"{RESULTS}/dataset/dropped.csv",
-        "manifest": f"{RESULTS}/model/graphs.json",
         "metrics": f"{RESULTS}/model/metrics.json",
         "predictions": f"{RESULTS}/model/predictions.parquet",
         "clusters": f"{RESULTS}/interpret/clusters.parquet",
         "linkage": f"{RESULTS}/interpret/linkage.npy",
         "comparison": f"{RESULTS}/interpret/comparison.json",
         "chemistry": f"{RESULTS}/interpret/chemistry",
+        "failures": failure_tables(),
     }
-    if config["source"] != "dataset":
-        inputs["rejected"] = f"{RESULTS}/structures/rejected.csv"
-        inputs["dft_summary"] = f"{RESULTS}/dft/summary.csv"
-    return inputs
 
 
 def final_targets():
