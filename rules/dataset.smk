@@ -9,6 +9,7 @@ if config["source"] == "dataset":
         output:
             dataset=f"{RESULTS}/dataset/dataset.parquet",
             dropped=f"{RESULTS}/dataset/dropped.csv",
+            failures=f"{RESULTS}/dataset/failures.csv",
             alignn=directory(f"{RESULTS}/dataset/alignn"),
         log:
             f"{LOGS}/dataset/dataset_import.log",
@@ -29,6 +30,7 @@ else:
         output:
             dataset=f"{RESULTS}/dataset/dataset.parquet",
             dropped=f"{RESULTS}/dataset/dropped.csv",
+            failures=f"{RESULTS}/dataset/failures.csv",
             alignn=directory(f"{RESULTS}/dataset/alignn"),
         log:
             f"{LOGS}/dataset/dataset.log",

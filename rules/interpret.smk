@@ -6,7 +6,8 @@ rule interpret_environments:
     input:
         dataset=f"{RESULTS}/dataset/dataset.parquet",
     output:
-        f"{RESULTS}/interpret/environments.parquet",
+        environments=f"{RESULTS}/interpret/environments.parquet",
+        failures=f"{RESULTS}/interpret/failures.csv",
     log:
         f"{LOGS}/interpret/environments.log",
     threads: 2

@@ -8,6 +8,7 @@ rule spectra:
     output:
         spectra=f"{RESULTS}/spectra/spectra.parquet",
         summary=f"{RESULTS}/dft/summary.csv",
+        failures=f"{RESULTS}/spectra/failures.csv",
     log:
         f"{LOGS}/spectra/spectra.log",
     params:

@@ -24,6 +24,7 @@ checkpoint structures:
     output:
         kept=f"{RESULTS}/structures/kept.parquet",
         rejected=f"{RESULTS}/structures/rejected.csv",
+        failures=f"{RESULTS}/structures/failures.csv",
     log:
         f"{LOGS}/structures/structures.log",
     params:

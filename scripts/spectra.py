@@ -1,11 +1,12 @@
-"""Rule `spectra`: DFT results -> spectra.parquet + the per-material DFT summary."""
+"""Rule `spectra`: DFT results -> spectra.parquet, the per-material DFT summary and the failures."""
 
-from optabs.dataset import Grid, spectra_table
-from optabs.io import write_csv, write_parquet
+from optabs.grid import Grid
 from optabs.logs import logged
+from optabs.spectra.stage import spectra_stage
 
-with logged(snakemake.log[0]) as log:
-    spectra, summary = spectra_table(list(snakemake.input), Grid.from_config(snakemake.params.grid))
-    log.info("%d spectra, %d materials without one", len(spectra), (summary.status != "ok").sum())
-    write_parquet(snakemake.output.spectra, spectra)
-    write_csv(snakemake.output.summary, summary)
+with logged(snakemake.log[0]):
+    out = snakemake.output
+    spectra_stage(
+        list(snakemake.input), Grid.from_config("spectra", snakemake.params.grid),
+        spectra_path=out.spectra, summary_path=out.summary, failures_path=out.failures,
+    )

@@ -1,4 +1,4 @@
-"""Rule `structures`: source -> chemistry filter -> kept.parquet + rejected.csv."""
+"""Rule `structures`: source -> chemistry filter -> kept.parquet, rejected.csv, failures.csv."""
 
 from optabs.logs import logged
 from optabs.structures.stage import run_structures_stage
@@ -11,4 +11,5 @@ with logged(snakemake.log[0]):
         kept_path=snakemake.output.kept,
         rejected_path=snakemake.output.rejected,
         catalog_max_sites=snakemake.params.catalog_max_sites,
+        failures_path=snakemake.output.failures,
     )

@@ -9,10 +9,10 @@ from optabs.structures.mp import MPQuery, fetch_documents, save_documents
 
 with logged(snakemake.log[0]):
     flt = snakemake.params.filter
-    query = MPQuery(
-        anions=tuple(flt["required_elements"]),
-        exclude_elements=tuple(flt["excluded_elements"]),
-        max_sites=flt["max_sites"],
+    query = MPQuery.from_config("mp", {
+        "anions": flt["required_elements"],
+        "exclude_elements": flt["excluded_elements"],
+        "max_sites": flt["max_sites"],
         **snakemake.params.mp,
-    )
+    })
     save_documents(fetch_documents(query, partial_dir=snakemake.params.partial_dir), snakemake.output[0])

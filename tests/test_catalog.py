@@ -19,7 +19,8 @@ from pymatgen.core import Element
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from optabs.errors import InputError
-from optabs.structures import MATERIAL_ID_PATTERN, Candidate
+from optabs.ids import MATERIAL_ID_PATTERN
+from optabs.structures import Candidate
 from optabs.structures.catalog import load_catalog
 
 CATALOG = Path(__file__).resolve().parents[1] / "resources" / "catalog.yaml"

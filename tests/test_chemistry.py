@@ -13,15 +13,15 @@ from pymatgen.core import Lattice, Structure
 from optabs.chemistry import (
     CATION_COLUMNS,
     MATERIAL_ENV_COLUMNS,
-    ClusterChemistry,
     cation_environments,
-    cluster_chemistry,
     dominant_environment,
     element_sets,
     material_environments,
     oxidation_states,
 )
-from optabs.dataset import Grid, onsets
+from optabs.grid import Grid
+from optabs.interpret import ClusterChemistry, cluster_chemistry
+from optabs.spectra import onset_energies
 
 
 def rock_salt_mgo() -> Structure:
@@ -192,7 +192,7 @@ def toy_cluster_inputs():
         "material_id": [f"m{i}" for i in range(6)],
         "formula": ["Na3VO4", "K3VO4", "Na2CrO4", "MgO", "Mg2SiO4", "ZnO"],
         "log10_alpha": list(spectra),
-        "onset_ev": onsets(grid, spectra),
+        "onset_ev": onset_energies(grid.energy_ev, spectra, grid.onset_threshold),
         "dft_gap_ev": [2.0, 2.5, 2.2, 5.0, 5.5, np.nan],
     })
     envs = pd.DataFrame({

@@ -1,14 +1,14 @@
 """Spectra table from DFT results, energy above hull, curation with reasons."""
 
-import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from optabs.dataset import Curation, Grid, curate, energies_above_hull, spectra_table
+from optabs.dataset import Curation, curate, energies_above_hull
 from optabs.dft import DielectricResult, FailureRecord, write_result
+from optabs.grid import Grid
+from optabs.spectra.stage import spectra_table
 
 GRID = Grid()
 

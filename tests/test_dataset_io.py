@@ -5,7 +5,13 @@ import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from optabs.dataset import DATASET_COLUMNS, Grid, export_alignn, import_alignn, material_id_from_poscar_name, onsets
+from optabs.dataset import DATASET_COLUMNS, export_alignn, import_alignn, material_id_from_poscar_name
+from optabs.grid import Grid
+from optabs.spectra import onset_energies
+
+
+def onsets(grid: Grid, spectra: np.ndarray) -> np.ndarray:
+    return onset_energies(grid.energy_ev, np.atleast_2d(spectra), grid.onset_threshold)
 from optabs.errors import InputError
 
 GRID = Grid(n_points=151, e_max_ev=15.0)

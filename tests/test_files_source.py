@@ -1,14 +1,15 @@
 """The `files` source: a folder of CIF/POSCAR files, ids from file names, bad files reported by name."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
 from conftest import snakemake
 from optabs.errors import InputError
-from optabs.structures import safe_material_id
+from optabs.ids import safe_material_id
 from optabs.structures.files import load_folder, material_id_from_filename
-from pathlib import Path
 
 
 def mgo() -> Structure:

@@ -125,7 +125,7 @@ def test_max_sites_threshold_from_settings():
 
 
 def test_settings_from_config_section():
-    s = FilterSettings.from_config({"required_elements": ["S"], "max_sites": 8})
+    s = FilterSettings.from_config("filter", {"required_elements": ["S"], "max_sites": 8})
     assert s.required_elements == ("S",) and s.max_sites == 8
     assert criteria(rejection_reasons(rocksalt("Mg", "O"), settings=s)) == ["no_required_element"]
 

@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 from scipy.cluster.hierarchy import dendrogram
 
+from optabs.chemistry import element_matrix
 from optabs.errors import InputError
 from optabs.interpret import (
     ClusterResult,
     adjusted_rand_index,
     compare_clusterings,
-    edge_integral,
-    element_matrix,
     feature_matrix,
     mean_pairwise_jaccard,
     ward_clusters,
 )
+from optabs.spectra import edge_integral
 
 
 def blobs(n_blobs: int = 5, per_blob: int = 8, dim: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -110,12 +110,12 @@ def test_query_defaults_are_the_study_criteria():
 
 
 def test_query_validates_and_takes_config_lists():
-    q = MPQuery.from_mapping({"anions": ["O"], "exclude_elements": ["H"], "max_sites": 20})
+    q = MPQuery.from_config("mp", {"anions": ["O"], "exclude_elements": ["H"], "max_sites": 20})
     assert q.anions == ("O",) and q.exclude_elements == ("H",)
     with pytest.raises(ConfigError, match="at least one anion"):
         MPQuery(anions=())
     with pytest.raises(ConfigError, match="unknown mp setting"):
-        MPQuery.from_mapping({"anion": ["O"]})
+        MPQuery.from_config("mp", {"anion": ["O"]})
     with pytest.raises(ConfigError, match="Xx"):
         MPQuery(anions=("O", "Xx"))
     with pytest.raises(ConfigError, match="exclude_elements"):

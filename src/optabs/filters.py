@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from pymatgen.core import Element, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from optabs.config import Settings
+from optabs.errors import ConfigError
 
 HALOGENS = ("F", "Cl", "Br", "I", "At", "Ts")
 NOBLE_GASES = ("He", "Ne", "Ar", "Kr", "Xe", "Rn", "Og")
@@ -33,7 +35,7 @@ NONMAGNETIC_ORDERINGS = ("NM", "")
 
 
 @dataclass(frozen=True)
-class FilterSettings:
+class FilterSettings(Settings):
     """Thresholds of the chemistry filter; defaults are the published ones.
 
     ``magnetization_tol`` is in Bohr magnetons per cell: a total magnetization above it counts
@@ -49,14 +51,15 @@ class FilterSettings:
     magnetization_tol: float = 0.05
     symprec: float = 0.01
 
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any] | None) -> "FilterSettings":
-        """Build from the ``filter`` section of the workflow config (missing keys take defaults)."""
-        cfg = dict(cfg or {})
+    NAME = "filter"
+
+    def __post_init__(self) -> None:
+        # Config files give lists; keep tuples so the settings are hashable and comparable.
         for key in ("required_elements", "excluded_elements"):
-            if key in cfg:
-                cfg[key] = tuple(cfg[key])
-        return cls(**cfg)
+            value = getattr(self, key)
+            if isinstance(value, str):
+                raise ConfigError(f"filter setting '{key}' must be a list of element symbols, not the string {value!r}")
+            object.__setattr__(self, key, tuple(value))
 
 
 def primitive_cell(structure: Structure, symprec: float = 0.01) -> Structure:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +27,7 @@ import pandas as pd
 from pymatgen.core import Structure
 
 from optabs.errors import InputError
-
-#: What a material id may look like: it becomes a folder name and a Snakemake wildcard.
-MATERIAL_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
-_ID_RE = re.compile(rf"^{MATERIAL_ID_PATTERN}$")
+from optabs.ids import check_material_id
 
 CANDIDATE_COLUMNS = [
     "material_id",
@@ -70,27 +66,6 @@ class Candidate:
         if self.magnetic_ordering:
             return self.magnetic_ordering
         return self.magnetization
-
-
-def safe_material_id(name: str) -> str:
-    """Turn an arbitrary name (a file stem, a formula with parentheses) into a safe material id.
-
-    Characters outside ``[A-Za-z0-9_.+-]`` become ``_``; runs of ``_`` collapse.
-    ``Ba3Si2(B3O8)2_mp-1019526`` -> ``Ba3Si2_B3O8_2_mp-1019526``.
-    """
-    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name.strip())
-    safe = re.sub(r"_+", "_", safe).strip("_.")
-    if not safe or not _ID_RE.match(safe):
-        raise InputError(f"cannot derive a material id from {name!r}: give it a name with letters or digits")
-    return safe
-
-
-def check_material_id(material_id: str, where: str = "") -> None:
-    if not isinstance(material_id, str) or not _ID_RE.match(material_id):
-        at = f" (from {where})" if where else ""
-        raise InputError(
-            f"material id {material_id!r}{at} is not safe as a file name: use letters, digits and _ . + - only"
-        )
 
 
 def check_unique_ids(candidates: list[Candidate]) -> None:

@@ -34,7 +34,8 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.symmetry.groups import SpaceGroup
 
 from optabs.errors import InputError
-from optabs.structures import Candidate, check_material_id, check_unique_ids
+from optabs.ids import check_material_id
+from optabs.structures import Candidate, check_unique_ids
 
 #: Closest two atoms may come in a catalog structure (Angstrom); closer means wrong Wyckoff data.
 MIN_INTERATOMIC_DISTANCE = 0.5

@@ -9,7 +9,8 @@ from pathlib import Path
 from pymatgen.core import Structure
 
 from optabs.errors import InputError
-from optabs.structures import Candidate, safe_material_id
+from optabs.ids import safe_material_id
+from optabs.structures import Candidate
 
 log = logging.getLogger(__name__)
 

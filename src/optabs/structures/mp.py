@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import requests
 from pymatgen.core import Element, Structure
 
-from optabs.config import reject_unknown_keys
+from optabs.config import Settings
 from optabs.errors import ConfigError, InputError, SourceError
 from optabs.io import atomic_path
 from optabs.structures import Candidate
@@ -83,7 +83,7 @@ _MAX_BACKOFF_S = 120.0
 
 
 @dataclass(frozen=True)
-class MPQuery:
+class MPQuery(Settings):
     """What to ask the Materials Project for; defaults are the published study's criteria.
 
     ``max_retries`` counts retries after the first attempt (so at most ``max_retries + 1``
@@ -91,6 +91,8 @@ class MPQuery:
     ``endpoint=None`` uses mp-api's default (``MP_API_ENDPOINT`` if set when mp-api was
     imported, else the public API).
     """
+
+    NAME = "mp"
 
     anions: tuple[str, ...] = ("O", "S", "Se")
     exclude_elements: tuple[str, ...] = DEFAULT_EXCLUDE_ELEMENTS
@@ -126,12 +128,6 @@ class MPQuery:
                 raise ConfigError(f"mp.{name} must be an integer >= {low}, got {value!r}")
         if not self.backoff_s >= 0:
             raise ConfigError(f"mp.backoff_s must be >= 0 seconds, got {self.backoff_s!r}")
-
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any]) -> MPQuery:
-        """Build from a config section, naming any key this query does not know."""
-        reject_unknown_keys(cls, settings, "mp")
-        return cls(**settings)
 
     def search_params(self, anion: str) -> dict[str, Any]:
         """Keyword arguments of ``mpr.materials.summary.search`` for one anion."""

@@ -4,7 +4,9 @@ Outputs (all written atomically):
 - ``kept.parquet``: the candidates table (see :mod:`optabs.structures`) of kept materials,
   structures reduced to the primitive cell;
 - ``rejected.csv``: ``material_id, formula, source_ref, criterion, detail``, one row per failed
-  criterion, plus unreadable or duplicate inputs (criterion ``unreadable`` / ``duplicate_id``).
+  criterion, plus unreadable or duplicate inputs (criterion ``unreadable`` / ``duplicate_id``);
+- ``failures.csv``: the same rows as :class:`optabs.failures.Failure` records (stage
+  ``structures``, reason the criterion), which the report lists.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from optabs.errors import InputError
+from optabs.failures import Failure, write_failures
 from optabs.filters import FilterSettings, apply_filter
 from optabs.io import write_csv, write_parquet
 from optabs.structures import Candidate, candidates_to_frame
@@ -80,10 +83,12 @@ def run_structures_stage(
     kept_path: str | Path,
     rejected_path: str | Path,
     catalog_max_sites: int | None = None,
+    failures_path: str | Path | None = None,
 ) -> tuple[int, int]:
     """Run the stage; returns (number kept, number of rejected materials).
 
     ``catalog_max_sites`` (source ``catalog`` only): see :func:`limit_catalog_size`.
+    ``failures_path``: where the rejected rows are written as failure records (none: not written).
     """
     candidates, problems = load_source(source, path)
     if not candidates:
@@ -92,7 +97,7 @@ def run_structures_stage(
             f"source {source!r} at {path} gave no structures: nothing to compute"
             + (f". Every input was unusable; fix or replace these files:{unusable}" if problems else "")
         )
-    outcome = apply_filter(candidates, FilterSettings.from_config(filter_config))
+    outcome = apply_filter(candidates, FilterSettings.from_config("filter", filter_config))
     kept, too_large = limit_catalog_size(outcome.kept, catalog_max_sites if source == "catalog" else None)
     rejected = pd.DataFrame(problems + outcome.rejected + too_large, columns=REJECTED_COLUMNS)
     n_rejected = rejected["material_id"].nunique()
@@ -102,6 +107,10 @@ def run_structures_stage(
                  catalog_max_sites, ", ".join(r["material_id"] for r in too_large))
     if not kept:
         log.warning("the filter rejected every material; see %s", rejected_path)
+    if failures_path is not None:
+        write_failures(
+            failures_path, [Failure(r.material_id, "structures", r.criterion, r.detail) for r in rejected.itertuples()]
+        )
     write_csv(rejected_path, rejected)
     write_parquet(kept_path, candidates_to_frame(kept))
     return len(kept), n_rejected

@@ -1,0 +1,47 @@
+"""The dataset stage's entry points: curate this workflow's spectra, or import a published folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from optabs.dataset.alignn_format import export_alignn, import_alignn
+from optabs.dataset.curation import Curation, curate
+from optabs.dataset.table import write_dataset
+from optabs.failures import Failure, write_failures
+from optabs.grid import Grid
+from optabs.io import write_csv
+
+log = logging.getLogger(__name__)
+
+STAGE = "dataset"
+
+
+def _write(dataset: pd.DataFrame, dropped: pd.DataFrame, *, dataset_path, dropped_path, failures_path, alignn_dir) -> None:
+    """The stage's four outputs; the dataset last, so a crash never leaves it without its export."""
+    export_alignn(dataset, alignn_dir)
+    write_csv(dropped_path, dropped)
+    write_failures(failures_path, [Failure(r.material_id, STAGE, r.reason, r.detail) for r in dropped.itertuples()])
+    write_dataset(dataset_path, dataset)
+
+
+def curate_stage(
+    spectra_path: str | Path, curation: Curation, *, dataset_path, dropped_path, failures_path, alignn_dir
+) -> pd.DataFrame:
+    """Curate the spectra table (hull, gap) into the dataset; dropped materials are failures of this stage."""
+    dataset, dropped = curate(pd.read_parquet(spectra_path), curation)
+    log.info("%d materials in the dataset, %d dropped", len(dataset), dropped.material_id.nunique())
+    _write(dataset, dropped, dataset_path=dataset_path, dropped_path=dropped_path, failures_path=failures_path,
+           alignn_dir=alignn_dir)
+    return dataset
+
+
+def import_stage(folder: str | Path, grid: Grid, *, dataset_path, dropped_path, failures_path, alignn_dir) -> pd.DataFrame:
+    """Import an ALIGNN spectra folder as the dataset (no DFT); rows that cannot be used are failures."""
+    result = import_alignn(folder, grid)
+    log.info("imported %d of %d rows, %d dropped", len(result.dataset), result.n_rows, len(result.dropped))
+    _write(result.dataset, result.dropped, dataset_path=dataset_path, dropped_path=dropped_path,
+           failures_path=failures_path, alignn_dir=alignn_dir)
+    return result.dataset
