@@ -9,7 +9,7 @@ export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 CORES ?= $(shell nproc)
 
-.PHONY: setup demo test test-fast bench lint dryrun clean
+.PHONY: setup demo test test-fast lint-code bench lint dryrun clean
 
 setup: $(STAMP)
 
@@ -27,8 +27,15 @@ demo: $(STAMP)
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES)
 	@echo "Results in results/; report: results/report/index.html"
 
-test: $(STAMP)
+test: $(STAMP) lint-code
 	$(PY) -m pytest -q
+
+# ruff (style, imports, docstrings of the public API), mypy, and the import-layer contract
+# (pyproject.toml [tool.importlinter]: imports run core -> science -> stages -> report -> cli).
+lint-code: $(STAMP)
+	$(VENV)/bin/ruff check src scripts
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import shutil
 from html.parser import HTMLParser
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 
 from browser import ALL_IMAGES_LOADED
-from optabs.chemistry import MATERIAL_ENV_COLUMNS, cluster_chemistry, dominant_environment, element_sets
-from optabs.dataset import DATASET_COLUMNS, Grid, onsets, spectra_matrix
+from optabs.chemistry import MATERIAL_ENV_COLUMNS, dominant_environment, element_sets
+from optabs.dataset import DATASET_COLUMNS, spectra_matrix
 from optabs.errors import InputError
-from optabs.interpret import compare_clusterings, ward_clusters
-from optabs.report import (
-    build_report,
+from optabs.failures import Failure, read_failures, write_failures
+from optabs.grid import Grid
+from optabs.interpret import cluster_chemistry, compare_clusterings, ward_clusters
+from optabs.io import write_json
+from optabs.plots import (
     cluster_grid_figure,
     cluster_spectra_figure,
     dendrogram_figure,
@@ -25,6 +27,8 @@ from optabs.report import (
     onset_parity_figure,
     worst_by_quartile_figure,
 )
+from optabs.report import build_report, report_stage
+from optabs.spectra import onset_energies
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -45,8 +49,8 @@ def synthetic(m: int = 40, k: int = 4, seed: int = 0):
     ids = [f"mat-{i:03d}" for i in range(m)]
     dataset = pd.DataFrame({
         "material_id": ids, "source_name": ids, "formula": formulas, "structure": "", "log10_alpha": list(spectra),
-        "onset_ev": onsets(grid, spectra), "dft_gap_ev": gap - 1, "corrected_gap_ev": gap, "e_above_hull_ev": 0.0,
-        "engine": "synthetic",
+        "onset_ev": onset_energies(energy, spectra, grid.onset_threshold), "dft_gap_ev": gap - 1, "corrected_gap_ev": gap,
+        "e_above_hull_ev": 0.0, "engine": "synthetic",
     })[DATASET_COLUMNS]
     tet = np.where(group % 2 == 0, 0.95, 0.1) + rng.uniform(0, 0.04, m)
     octa = np.where(group % 2 == 1, 0.9, 0.05) + rng.uniform(0, 0.04, m)
@@ -76,7 +80,8 @@ def report_inputs(m: int = 40, k: int = 4):
     metrics = {"n_train": 10, "n_val": 10, "n_test": 20, "alignn": {"mae": 0.05, "onset_mae_ev": 0.1},
                "mean_spectrum": {"mae": 0.8}, "composition": {"mae": 0.4}}
     failures = pd.DataFrame({"material_id": ["bad-1", "bad-2"], "stage": ["dft", "structures"],
-                             "reason": ["SCF did not converge <in 200 steps>", "overlapping atoms & more"]})
+                             "reason": ["SCF did not converge <in 200 steps>", "overlapping atoms & more"],
+                             "detail": ["see dft/bad-1/vasp.log", "min_distance: 0.4 Å < 0.5 Å"]})
     return dict(dataset=dataset, clusters=clusters, comparison=comparison, chemistry=chemistry, metrics=metrics,
                 predictions=predictions, failures=failures, linkage=by_features.linkage), by_features
 
@@ -165,7 +170,7 @@ def test_rebuild_replaces_atomically_and_leaves_no_temporaries(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
 
     # a failure half-way (while writing the second cluster page) leaves the old report as it was
-    from optabs import report
+    from optabs.report import build as report
 
     real_page = report._cluster_page
 
@@ -209,6 +214,57 @@ def test_report_without_optional_parts(tmp_path):
         assert (index.parent / src).is_file()
 
 
+def failures_table(index: Path) -> pd.DataFrame:
+    """The table of the report's Failures section, as text."""
+    text = index.read_text(encoding="utf-8")
+    section = text[text.index('<h2 id="failures">'):]
+    section = section[:section.index("<h2", 1)]
+    return pd.read_html(StringIO(section), keep_default_na=False)[0].astype(str)
+
+
+def test_report_stage_lists_the_failures_csv_of_every_stage(tmp_path):
+    inputs, _ = report_inputs(m=20, k=2)
+    environments = Failure("x", "interpret (environments)", "no cation sites", "no site with a positive oxidation state <BV>")
+    write_failures(tmp_path / "structures/failures.csv", [Failure("bad-1", "structures", "min_distance", "0.4 Å < 0.5 Å")])
+    write_failures(tmp_path / "dataset/failures.csv", [])
+    write_failures(tmp_path / "interpret/failures.csv", [environments])
+    paths = [tmp_path / stage / "failures.csv" for stage in ("structures", "dataset", "interpret")]
+    assert list(read_failures(paths)["material_id"]) == ["bad-1", "x"]
+
+    inputs["dataset"].to_parquet(tmp_path / "dataset.parquet", index=False)
+    inputs["clusters"].to_parquet(tmp_path / "clusters.parquet", index=False)
+    inputs["predictions"].to_parquet(tmp_path / "predictions.parquet", index=False)
+    np.save(tmp_path / "linkage.npy", inputs["linkage"])
+    write_json(tmp_path / "comparison.json", inputs["comparison"])
+    write_json(tmp_path / "metrics.json", inputs["metrics"])
+    (tmp_path / "chemistry").mkdir()
+    for name, table in inputs["chemistry"].tables().items():
+        table.to_parquet(tmp_path / "chemistry" / f"{name}.parquet", index=False)
+    index = report_stage(
+        tmp_path / "report", dataset_path=tmp_path / "dataset.parquet", clusters_path=tmp_path / "clusters.parquet",
+        linkage_path=tmp_path / "linkage.npy", comparison_path=tmp_path / "comparison.json",
+        chemistry_dir=tmp_path / "chemistry", metrics_path=tmp_path / "metrics.json",
+        predictions_path=tmp_path / "predictions.parquet", failure_paths=paths,
+    )
+    table = failures_table(index)
+    assert list(table.columns) == ["material_id", "stage", "reason", "detail"]
+    assert table.to_dict("records") == [
+        {"material_id": "bad-1", "stage": "structures", "reason": "min_distance", "detail": "0.4 Å < 0.5 Å"},
+        {"material_id": "x", "stage": "interpret (environments)", "reason": "no cation sites",
+         "detail": "no site with a positive oxidation state <BV>"},
+    ]
+    text = index.read_text(encoding="utf-8")
+    assert "2 failures: structures 1, interpret (environments) 1." in text and "&lt;BV&gt;" in text
+
+
+def test_report_refuses_a_failures_table_without_the_four_columns(tmp_path):
+    inputs, _ = report_inputs(m=20, k=2)
+    inputs["failures"] = inputs["failures"].drop(columns="detail")
+    with pytest.raises(InputError, match="failures table needs columns"):
+        build_report(tmp_path / "site", **inputs)
+    assert not any(tmp_path.iterdir())
+
+
 # ---------------------------------------------------------------- figures
 
 
@@ -220,7 +276,8 @@ def test_every_figure_function_writes_a_png(tmp_path):
     onset = dataset["onset_ev"].to_numpy()
     paths = [
         onset_parity_figure(onset, onset + 0.1, tmp_path / "parity.png"),
-        worst_by_quartile_figure(energy, spectra, spectra + 0.1, np.linspace(0, 1, 24), list(dataset["material_id"]), tmp_path / "w.png"),
+        worst_by_quartile_figure(energy, spectra, spectra + 0.1, np.linspace(0, 1, 24), list(dataset["material_id"]),
+                                 tmp_path / "w.png"),
         dendrogram_figure(result.linkage, result.labels, tmp_path / "dendro.png"),
         dendrogram_figure(result.linkage, result.labels, tmp_path / "dendro_small.png", max_leaves=2),
         cluster_grid_figure(energy, spectra, result.labels, tmp_path / "grid.png"),
@@ -235,7 +292,7 @@ def test_every_figure_function_writes_a_png(tmp_path):
 
 def test_spectra_axes_carry_units():
     """The axis labels the report promises (checked on the figure objects, not on pixels)."""
-    from optabs import report
+    from optabs import plots as report
 
     assert report.ENERGY_LABEL == "Energy (eV)"
     assert report.ALPHA_LABEL == "log10 α (cm⁻¹)"

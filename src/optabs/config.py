@@ -96,6 +96,7 @@ class Settings:
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
+    """The JSON schema (written as YAML) at ``path``."""
     return yaml.safe_load(Path(path).read_text())
 
 

@@ -72,6 +72,7 @@ def primitive_cell(structure: Structure, symprec: float = 0.01) -> Structure:
 
 
 def space_group_number(structure: Structure, symprec: float = 0.01) -> int:
+    """International space-group number found with tolerance ``symprec`` (angstrom)."""
     try:
         return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
     except Exception:

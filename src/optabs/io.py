@@ -73,6 +73,7 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """The JSON document at ``path``."""
     return json.loads(Path(path).read_text())
 
 

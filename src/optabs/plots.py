@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 import numpy as np
@@ -70,7 +71,7 @@ def _spectra_lines(ax, energy: NDArray, spectra: NDArray, color: str = "0.6", lw
         return
     e = energy[::PLOT_STRIDE]
     segments = np.stack([np.broadcast_to(e, spectra[:, ::PLOT_STRIDE].shape), spectra[:, ::PLOT_STRIDE]], axis=-1)
-    ax.add_collection(LineCollection(segments, colors=color, linewidths=lw, alpha=alpha), autolim=False)
+    ax.add_collection(LineCollection(cast(Sequence[NDArray], segments), colors=color, linewidths=lw, alpha=alpha), autolim=False)
 
 
 def onset_parity_figure(true_onset: ArrayLike, pred_onset: ArrayLike, path: str | os.PathLike) -> Path:
@@ -201,7 +202,8 @@ def cluster_grid_figure(
             continue
         members = np.flatnonzero(lab == clusters[k])
         _spectra_lines(ax, energy, s[members[_subsample(members.size, max_lines)]], lw=0.3, alpha=0.4)
-        ax.plot(energy[::PLOT_STRIDE], s[members].mean(axis=0)[::PLOT_STRIDE], color="tab:blue", lw=1.0, scalex=False, scaley=False)
+        ax.plot(energy[::PLOT_STRIDE], s[members].mean(axis=0)[::PLOT_STRIDE], color="tab:blue", lw=1.0,
+                scalex=False, scaley=False)
         ax.set_xlim(energy[0], energy[-1])
         ax.set_ylim(*ylim)
         ax.set_title(f"{clusters[k]} ({members.size})", fontsize=7, pad=2)
@@ -216,7 +218,7 @@ def cluster_grid_figure(
 class ClusterSpectraPlot:
     """One figure redrawn for cluster after cluster: building axes and ticks once saves most of the time."""
 
-    def __init__(self, energy: NDArray, dataset_mean: NDArray, max_lines: int = 200):
+    def __init__(self, energy: ArrayLike, dataset_mean: ArrayLike, max_lines: int = 200):
         self.energy = np.asarray(energy, dtype=float)
         self.mean_all = np.asarray(dataset_mean, dtype=float)
         self.max_lines = max_lines
@@ -234,10 +236,11 @@ class ClusterSpectraPlot:
         ax.set_ylabel(ALPHA_LABEL)
 
     def draw(self, spectra: ArrayLike, path: str | os.PathLike, title: str = "") -> Path:
+        """Draw ``spectra`` (one cluster's members, one per row) with their mean and save the PNG at ``path``."""
         s = np.atleast_2d(np.asarray(spectra, dtype=float))
         shown = s[_subsample(len(s), self.max_lines), ::PLOT_STRIDE]
         e = self.energy[::PLOT_STRIDE]
-        self.lines.set_segments(np.stack([np.broadcast_to(e, shown.shape), shown], axis=-1))
+        self.lines.set_segments(cast(Sequence[NDArray], np.stack([np.broadcast_to(e, shown.shape), shown], axis=-1)))
         self.mean.set_ydata(s.mean(axis=0)[::PLOT_STRIDE])
         self.legend_members.set_label(f"members ({len(s)})")
         lo, hi = float(min(s.min(), self.mean_all.min())), float(max(s.max(), self.mean_all.max()))
@@ -277,7 +280,8 @@ def onset_edge_figure(onset: ArrayLike, edge: ArrayLike, labels: ArrayLike, path
     med = frame.groupby("c")[["x", "y"]].median()
     for c, row in med.iterrows():
         ax.annotate(str(clusters[c]), (row.x, row.y), fontsize=7, ha="center", va="center", weight="bold",
-                    color=palette[c % len(palette)], bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6})
+                    color=palette[c % len(palette)],
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6})
     ax.set_xlabel(ONSET_LABEL)
     ax.set_ylabel(EDGE_LABEL)
     ax.set_title(f"Onset vs edge of {ok.sum()} materials, coloured by cluster (labels at cluster medians)", fontsize=9)

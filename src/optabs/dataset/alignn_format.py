@@ -108,7 +108,8 @@ def import_alignn(folder: str | Path, grid: Grid) -> ImportResult:
         n_values = len(fields) - 1
         if n_values != grid.n_points:
             dropped.append(
-                dropped_row(material_id, "", "wrong_length", f"id_prop.csv line {lineno} ({name}): {n_values} values, grid has {grid.n_points}")
+                dropped_row(material_id, "", "wrong_length",
+                            f"id_prop.csv line {lineno} ({name}): {n_values} values, grid has {grid.n_points}")
             )
             continue
         try:

@@ -56,10 +56,12 @@ class ClusterChemistry:
     members: pd.DataFrame
 
     def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables by name (how they are written, one parquet each)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_tables(cls, tables: Mapping[str, pd.DataFrame]) -> "ClusterChemistry":
+    def from_tables(cls, tables: Mapping[str, pd.DataFrame]) -> ClusterChemistry:
+        """Rebuild from :meth:`tables` (e.g. read back from the parquet files)."""
         missing = [f.name for f in fields(cls) if f.name not in tables]
         if missing:
             raise InputError(f"cluster chemistry tables missing: {missing}")
@@ -95,7 +97,8 @@ def _align_envs(dataset: pd.DataFrame, envs: pd.DataFrame | None) -> pd.DataFram
 
 def _counts(idx: NDArray[np.int64], n_clusters: int, membership: NDArray[np.bool_]) -> NDArray[np.int64]:
     """(C, E) how many members of each cluster have each column True."""
-    return np.rint(cluster_indicator(idx, n_clusters) @ membership.astype(float)).astype(np.int64).reshape(n_clusters, membership.shape[1])
+    counts = np.rint(cluster_indicator(idx, n_clusters) @ membership.astype(float)).astype(np.int64)
+    return counts.reshape(n_clusters, membership.shape[1])
 
 
 def _top(names: Sequence[str], counts: NDArray[np.int64], size: int, n: int = 3) -> str:
@@ -219,10 +222,12 @@ def cluster_chemistry(
         "onset_ev_mean": g["onset_ev"].mean().to_numpy(), "onset_ev_median": g["onset_ev"].median().to_numpy(),
         "onset_ev_std": g["onset_ev"].std(ddof=0).to_numpy(), "onset_ev_min": g["onset_ev"].min().to_numpy(),
         "onset_ev_max": g["onset_ev"].max().to_numpy(),
-        "edge_integral_mean": g["edge_integral"].mean().to_numpy(), "edge_integral_median": g["edge_integral"].median().to_numpy(),
+        "edge_integral_mean": g["edge_integral"].mean().to_numpy(),
+        "edge_integral_median": g["edge_integral"].median().to_numpy(),
         "dft_gap_ev_min": g["dft_gap_ev"].min().to_numpy(), "corrected_gap_ev_min": g["corrected_gap_ev"].min().to_numpy(),
         "dft_direct_gap_ev_min": g["dft_direct_gap_ev"].min().to_numpy(),
-        "tetrahedral_max_mean": g["tetrahedral_max"].mean().to_numpy(), "octahedral_max_mean": g["octahedral_max"].mean().to_numpy(),
+        "tetrahedral_max_mean": g["tetrahedral_max"].mean().to_numpy(),
+        "octahedral_max_mean": g["octahedral_max"].mean().to_numpy(),
     })
     known_env = env_n[:, : len(ENV_LABELS)]
     best = known_env.argmax(axis=1)

@@ -58,6 +58,7 @@ class Candidate:
 
     @property
     def formula(self) -> str:
+        """Reduced formula of the structure."""
         return self.structure.composition.reduced_formula
 
     @property

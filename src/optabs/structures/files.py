@@ -19,6 +19,7 @@ STRUCTURE_PREFIXES = ("POSCAR", "CONTCAR")
 
 
 def is_structure_file(path: Path) -> bool:
+    """Whether ``path`` is a file named like a CIF or POSCAR (by suffix or prefix)."""
     return path.is_file() and (
         path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.upper().startswith(STRUCTURE_PREFIXES)
     )

@@ -1,38 +1,26 @@
-"""The one plotting module: figures of the model and the clusters, and the static HTML report.
+"""The report's HTML: escaping and formatting helpers, tables, cards, and every section and page.
 
-Every figure is drawn on a bare matplotlib ``Figure`` and saved as PNG, which renders it with the
-Agg canvas whatever the process's backend: no pyplot, no global state, no display needed, and
-importing this module changes nothing for the caller. Spectra axes read "Energy (eV)" and
-"log10 α (cm⁻¹)".
-
-:func:`build_report` writes a self-contained static site: ``index.html``, one
-``cluster_<n>.html`` per cluster, and the figures as PNG files in ``img/`` beside them, linked
-relatively, so the folder opens from ``file://``, can be copied or zipped as it is, and needs no
-server and no network (no scripts, no web fonts, CSS inline). It is built in a temporary folder
-beside ``outdir`` and renamed into place, so a crash never leaves a half-written report.
+Pages are self-contained: the stylesheet (``style.css`` beside this module) is inlined in each,
+figures are linked relatively from ``img/``. The sections that show figures draw them into the
+``img`` folder they are given (see :mod:`optabs.plots`).
 """
 
 from __future__ import annotations
 
 import html
-import logging
 import math
-import os
-import shutil
-import tempfile
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from optabs.errors import InputError
+from optabs.failures import FAILURE_COLUMNS
 from optabs.plots import (
     MAX_LINES,
-    ClusterSpectraPlot,
     cluster_grid_figure,
     dendrogram_figure,
     onset_edge_figure,
@@ -40,40 +28,8 @@ from optabs.plots import (
     worst_by_quartile_figure,
 )
 
-__all__ = ["build_report", "collect_failures", "report_stage"]
-
-log = logging.getLogger(__name__)
-
-
-
-# ---------------------------------------------------------------- HTML
-
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2430;background:#f6f7f9;line-height:1.45}
-main{max-width:1240px;margin:0 auto;padding:18px 28px 60px;background:#fff;min-height:100vh;box-shadow:0 0 12px rgba(0,0,0,.06)}
-h1{font-size:1.6em;margin:.4em 0 .2em}h2{font-size:1.22em;margin:1.6em 0 .5em;padding-bottom:.25em;border-bottom:2px solid #e4e7ec}
-h3{font-size:1.02em;margin:1.1em 0 .4em}
-nav{font-size:.92em;margin:.4em 0 1em}nav a{margin-right:1.2em}
-a{color:#1f5fbf;text-decoration:none}a:hover{text-decoration:underline}
-.meta{color:#5b6472;font-size:.9em}
-.cards{display:flex;flex-wrap:wrap;gap:10px;margin:.8em 0}
-.card{background:#f1f4f8;border-radius:8px;padding:8px 14px;min-width:120px}
-.card b{display:block;font-size:1.3em}.card span{color:#5b6472;font-size:.82em}
-table{border-collapse:collapse;margin:.4em 0 1em;font-size:.88em}
-th,td{padding:4px 10px;border-bottom:1px solid #e4e7ec;text-align:left;vertical-align:top}
-th{background:#f1f4f8;font-weight:600;position:sticky;top:0}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr:nth-child(even) td{background:#fafbfc}
-figure{margin:.6em 0 1.2em}figure img{max-width:100%;height:auto;border:1px solid #e4e7ec;border-radius:4px}
-figcaption{color:#5b6472;font-size:.86em;margin-top:.3em;max-width:900px}
-.bar{display:inline-block;height:10px;background:#4c8bd6;border-radius:2px;vertical-align:middle}
-.bar.ds{background:#b8c2cf}.bw{white-space:nowrap}
-.cols{display:flex;flex-wrap:wrap;gap:28px}.cols>div{flex:1 1 340px}
-.scroll{max-height:520px;overflow:auto;border:1px solid #e4e7ec;border-radius:4px;display:inline-block}
-.scroll table{margin:0}
-.note{background:#fff8e1;border-left:4px solid #f2b300;padding:6px 12px;font-size:.9em}
-"""
+#: The stylesheet, inlined in every page (no request, so the site opens from ``file://``).
+CSS = files("optabs.report").joinpath("style.css").read_text(encoding="utf-8")
 
 
 def _esc(value) -> str:
@@ -88,17 +44,19 @@ def _fmt(value, digits: int = 3) -> str:
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
-        if not np.isfinite(value):
+        x = float(value)
+        if not math.isfinite(x):
             return "–"
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.{digits}g}"
-        return f"{value:.{digits}f}" if abs(value) < 10 else f"{value:.{max(digits - 1, 1)}f}"
+        if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+            return f"{x:.{digits}g}"
+        return f"{x:.{digits}f}" if abs(x) < 10 else f"{x:.{max(digits - 1, 1)}f}"
     if isinstance(value, (list, tuple, np.ndarray)):
         return ", ".join(str(v) for v in value)
     return str(value)
 
 
-def _table(frame: pd.DataFrame, *, headers: Mapping[str, str] | None = None, links: Mapping[str, Callable[[object], str]] | None = None,
+def _table(frame: pd.DataFrame, *, headers: Mapping[str, str] | None = None,
+           links: Mapping[str, Callable[[object], str]] | None = None,
            raw: Sequence[str] = (), digits: int = 3, scroll: bool = False) -> str:
     """An HTML table of ``frame``: numbers right-aligned and formatted, text escaped.
 
@@ -136,14 +94,15 @@ def _figure_html(src: str, alt: str, caption: str) -> str:
 
 
 def _cards(items: Sequence[tuple[str, str]]) -> str:
-    return '<div class="cards">' + "".join(f'<div class="card"><b>{_esc(v)}</b><span>{_esc(k)}</span></div>' for k, v in items) + "</div>"
+    cards = "".join(f'<div class="card"><b>{_esc(v)}</b><span>{_esc(k)}</span></div>' for k, v in items)
+    return f'<div class="cards">{cards}</div>'
 
 
 def _page(title: str, body: str, nav: str = "") -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head>"
+        f"<title>{_esc(title)}</title><style>\n{CSS}</style></head>"
         f"<body><main>{nav}{body}</main></body></html>\n"
     )
 
@@ -162,20 +121,8 @@ ENRICHMENT_NOTE = (
 
 
 def cluster_page_name(cluster) -> str:
+    """The file name of ``cluster``'s page, relative to ``index.html``."""
     return f"cluster_{cluster}.html"
-
-
-# ---------------------------------------------------------------- the report
-
-
-def _as_chemistry(chemistry):
-    from optabs.chemistry import ClusterChemistry
-
-    if isinstance(chemistry, ClusterChemistry):
-        return chemistry
-    if isinstance(chemistry, Mapping):
-        return ClusterChemistry.from_tables(chemistry)
-    raise InputError(f"chemistry must be a ClusterChemistry or a dict of its tables, not {type(chemistry).__name__}")
 
 
 def _comparison_html(comparison: Mapping | None) -> str:
@@ -229,7 +176,7 @@ def _flatten(d: Mapping, prefix: str = "") -> dict:
 
 def _predictions_section(dataset: pd.DataFrame, spectra: NDArray, energy: NDArray, predictions: pd.DataFrame | None,
                          img: Path, grid) -> str:
-    from optabs.dataset import onsets
+    from optabs.spectra import onset_energies
 
     if predictions is None or len(predictions) == 0:
         return '<p class="meta">No predictions.</p>'
@@ -251,7 +198,7 @@ def _predictions_section(dataset: pd.DataFrame, spectra: NDArray, energy: NDArra
     y_true = spectra[rows]
     mae = np.abs(y_pred - y_true).mean(axis=1)
     true_onset = dataset["onset_ev"].to_numpy(dtype=float)[rows]
-    pred_onset = onsets(grid, y_pred)
+    pred_onset = onset_energies(grid.energy_ev, np.atleast_2d(y_pred), grid.onset_threshold)
     onset_parity_figure(true_onset, pred_onset, img / "onset_parity.png")
     ids = [f"{mid} {f}" for mid, f in zip(preds["material_id"], dataset["formula"].to_numpy()[rows])]
     worst_by_quartile_figure(energy, y_true, y_pred, mae, ids, img / "worst_by_quartile.png")
@@ -263,7 +210,8 @@ def _predictions_section(dataset: pd.DataFrame, spectra: NDArray, energy: NDArra
                        "Predicted vs reference onset energy (first energy where log10 α exceeds the threshold).")
         + "</div><div>"
         + _figure_html("img/worst_by_quartile.png", "worst material per MAE quartile",
-                       "The worst-predicted material of each quartile of the per-material MAE: how bad typical and bad predictions look.")
+                       "The worst-predicted material of each quartile of the per-material MAE: "
+                       "how bad typical and bad predictions look.")
         + "</div></div>"
     )
 
@@ -271,13 +219,12 @@ def _predictions_section(dataset: pd.DataFrame, spectra: NDArray, energy: NDArra
 def _failures_html(failures: pd.DataFrame | None, limit: int = 1000) -> str:
     if failures is None or len(failures) == 0:
         return '<p class="meta">No failures recorded.</p>'
-    cols = [c for c in ("material_id", "stage", "reason") if c in failures.columns] or list(failures.columns)
-    counts = failures["stage"].value_counts().to_dict() if "stage" in failures.columns else {}
-    by_stage = ": " + ", ".join(f"{_esc(k)} {v}" for k, v in counts.items()) if counts else ""
+    counts = failures["stage"].value_counts().to_dict()
+    by_stage = ": " + ", ".join(f"{_esc(k)} {v}" for k, v in counts.items())
     head = f'<p class="meta">{len(failures)} failures{by_stage}.'
     if len(failures) > limit:
         head += f" The first {limit} are listed."
-    return head + "</p>" + _table(failures[cols].head(limit).astype(str), scroll=True)
+    return head + "</p>" + _table(failures[FAILURE_COLUMNS].head(limit).astype(str), scroll=True)
 
 
 def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.DataFrame, env_overall: str) -> str:
@@ -306,7 +253,8 @@ def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.D
     stats = pd.DataFrame({
         "statistic": ["onset energy (eV)", "edge integral (decade·eV)", "minimum DFT gap (eV)", "minimum corrected gap (eV)",
                       "minimum direct gap (eV)", "max tetrahedral score (mean)", "max octahedral score (mean)"],
-        "value": [f"mean {_fmt(summary['onset_ev_mean'])}, median {_fmt(summary['onset_ev_median'])}, sd {_fmt(summary['onset_ev_std'])}",
+        "value": [f"mean {_fmt(summary['onset_ev_mean'])}, median {_fmt(summary['onset_ev_median'])}, "
+                  f"sd {_fmt(summary['onset_ev_std'])}",
                   f"mean {_fmt(summary['edge_integral_mean'])}, median {_fmt(summary['edge_integral_median'])}",
                   _fmt(summary["dft_gap_ev_min"]), _fmt(summary["corrected_gap_ev_min"]), _fmt(summary["dft_direct_gap_ev_min"]),
                   _fmt(summary["tetrahedral_max_mean"]), _fmt(summary["octahedral_max_mean"])],
@@ -315,7 +263,8 @@ def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.D
 
     enrich = chem.enrichment[chem.enrichment["cluster"] == c].head(20)
     enrich = pd.DataFrame({
-        "element": enrich["element"], "in cluster": [f"{n} ({100 * f:.0f}%)" for n, f in zip(enrich["n_cluster"], enrich["frac_cluster"])],
+        "element": enrich["element"],
+        "in cluster": [f"{n} ({100 * f:.0f}%)" for n, f in zip(enrich["n_cluster"], enrich["frac_cluster"])],
         "in dataset": [f"{n} ({100 * f:.0f}%)" for n, f in zip(enrich["n_dataset"], enrich["frac_dataset"])],
         "log2 enrichment": enrich["log2_enrichment"].to_numpy(),
         "log odds ratio": enrich["log_odds"].to_numpy(),
@@ -330,7 +279,8 @@ def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.D
                 + _table(enrich) + f'<p class="meta">{_esc(ENRICHMENT_NOTE)}</p>'
                 + "</div><div><h3>Cations and anions (by oxidation state)</h3>" + _table(ion_table) + "</div></div>")
 
-    envs = chem.env_counts[(chem.env_counts["cluster"] == c) & ((chem.env_counts["n_cluster"] > 0) | (chem.env_counts["frac_dataset"] > 0))]
+    env_counts = chem.env_counts
+    envs = env_counts[(env_counts["cluster"] == c) & ((env_counts["n_cluster"] > 0) | (env_counts["frac_dataset"] > 0))]
     env_table = pd.DataFrame({
         "dominant environment": envs["dominant_env"], "members": envs["n_cluster"].to_numpy(),
         "cluster": [_bar(f) for f in envs["frac_cluster"]], "dataset": [_bar(f, True) for f in envs["frac_dataset"]],
@@ -347,103 +297,6 @@ def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.D
 
     body.append(f"<h2>Members ({size})</h2>" + _table(member_frame, scroll=size > 25))
     return _page(f"Cluster {c}", "".join(body), nav)
-
-
-def build_report(
-    outdir: str | os.PathLike,
-    *,
-    dataset: pd.DataFrame,
-    clusters: pd.DataFrame,
-    comparison: Mapping | None,
-    chemistry,
-    metrics: Mapping | None = None,
-    predictions: pd.DataFrame | None = None,
-    failures: pd.DataFrame | None = None,
-    title: str = "optabs report",
-    linkage: ArrayLike | None = None,
-    grid=None,
-) -> Path:
-    """Write the static report into ``outdir`` (replaced atomically); returns ``outdir/index.html``.
-
-    ``dataset``: the dataset table. ``clusters``: ``material_id``, ``cluster`` (the feature
-    clusters), optionally ``cluster_spectra`` (clusters of the raw spectra). ``comparison``:
-    :func:`optabs.interpret.compare_clusterings`. ``chemistry``: :class:`optabs.chemistry.ClusterChemistry`
-    (or a dict of its tables). ``metrics``: the model stage's metrics (scalars and one dict per
-    model), ``predictions``: ``material_id``, ``split``, ``log10_alpha_pred`` (the test split is
-    shown where there is one), ``failures``: ``material_id``, ``stage``, ``reason`` -- each
-    optional. ``linkage``: the Ward linkage matrix whose leaves are the rows of ``clusters`` in
-    order (:attr:`optabs.interpret.ClusterResult.linkage`); without it there is no dendrogram.
-    ``grid``: the energy grid (default :class:`optabs.dataset.Grid` with the spectra's length).
-    """
-    from optabs.dataset import Grid, spectra_matrix
-
-    start = time.perf_counter()
-    outdir = Path(outdir)
-    chem = _as_chemistry(chemistry)
-    if not {"material_id", "cluster"} <= set(clusters.columns):
-        raise InputError(f"clusters table needs material_id and cluster columns; has {list(clusters.columns)}")
-    missing = set(dataset["material_id"]) - set(clusters["material_id"])
-    if missing:
-        raise InputError(f"no cluster for {len(missing)} dataset materials, e.g. {sorted(missing)[:5]}")
-    by_id = clusters.set_index("material_id")
-    labels = by_id.loc[dataset["material_id"], "cluster"].to_numpy()
-    spectra = spectra_matrix(dataset)
-    grid = grid or Grid(n_points=spectra.shape[1])
-    energy = grid.energy_ev
-    if energy.size != spectra.shape[1]:
-        raise InputError(f"grid has {energy.size} points, the spectra {spectra.shape[1]}")
-    cluster_ids = np.unique(labels).tolist()
-    unknown = sorted(set(cluster_ids) - set(chem.summary["cluster"].tolist()))
-    if unknown:
-        raise InputError(f"the chemistry tables have no cluster {unknown[:5]}: rebuild them from the same clusters table")
-
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".part", dir=outdir.parent))
-    try:
-        os.chmod(tmp, 0o755)
-        img = tmp / "img"
-        img.mkdir()
-        index = _index_body(
-            title=title, dataset=dataset, clusters=clusters, labels=labels, spectra=spectra, energy=energy,
-            cluster_ids=cluster_ids, comparison=comparison, chem=chem, metrics=metrics, predictions=predictions,
-            failures=failures, linkage=linkage, img=img, grid=grid,
-        )
-        (tmp / "index.html").write_text(index, encoding="utf-8")
-
-        dataset_mean = spectra.mean(axis=0)
-        env_share = chem.env_counts.drop_duplicates("dominant_env").set_index("dominant_env")["frac_dataset"]
-        env_overall = ", ".join(f"{k} {100 * v:.0f}%" for k, v in env_share.items() if v > 0)
-        members = chem.members
-        if "cluster_spectra" in clusters.columns:
-            members = members.merge(clusters[["material_id", "cluster_spectra"]], on="material_id", how="left")
-        member_cols = ["material_id", "formula", "onset_ev", "edge_integral", "dominant_env", "tetrahedral_max",
-                       "octahedral_max", "tetrahedral_element", "octahedral_element"]
-        member_cols += ["cluster_spectra"] if "cluster_spectra" in members.columns else []
-        member_headers = {"onset_ev": "onset (eV)", "edge_integral": "edge integral", "dominant_env": "environment",
-                          "tetrahedral_max": "max tet.", "octahedral_max": "max oct.", "tetrahedral_element": "tet. site",
-                          "octahedral_element": "oct. site", "cluster_spectra": "spectra cluster"}
-        grouped = dict(tuple(members.groupby("cluster", sort=True)))
-        plot = ClusterSpectraPlot(energy, dataset_mean)
-        for position, c in enumerate(cluster_ids):
-            rows = labels == c
-            plot.draw(spectra[rows], img / f"cluster_{c}.png", title=f"Cluster {c}: {int(rows.sum())} materials")
-            frame = grouped[c][member_cols].rename(columns=member_headers)
-            (tmp / cluster_page_name(c)).write_text(
-                _cluster_page(c, position, cluster_ids, chem, frame, env_overall), encoding="utf-8"
-            )
-        if outdir.exists():
-            old = outdir.with_name(f".{outdir.name}.old-{uuid.uuid4().hex[:8]}")
-            outdir.rename(old)
-            tmp.rename(outdir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(outdir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("report of %d materials, %d clusters written to %s in %.1f s", len(dataset), len(cluster_ids), outdir,
-             time.perf_counter() - start)
-    return outdir / "index.html"
 
 
 def _index_body(*, title, dataset, clusters, labels, spectra, energy, cluster_ids, comparison, chem, metrics,
@@ -496,76 +349,3 @@ def _index_body(*, title, dataset, clusters, labels, spectra, energy, cluster_id
     })
     body.append('<h2 id="list">Cluster pages</h2>' + _table(listing, links={"cluster": cluster_page_name}))
     return _page(title, "".join(body))
-
-
-# ---------------------------------------------------------------- workflow stage entry point
-
-FAILURE_COLUMNS = ["material_id", "stage", "reason"]
-
-
-def collect_failures(
-    rejected_csv: str | os.PathLike | None = None,
-    dft_summary_csv: str | os.PathLike | None = None,
-    dropped_csv: str | os.PathLike | None = None,
-    graphs_manifest: str | os.PathLike | None = None,
-) -> pd.DataFrame:
-    """One table of what earlier stages left out: ``material_id, stage, reason``."""
-    import json
-
-    frames = []
-    if rejected_csv and Path(rejected_csv).is_file():
-        r = pd.read_csv(rejected_csv, keep_default_na=False)
-        frames.append(pd.DataFrame({"material_id": r.material_id, "stage": "structures",
-                                    "reason": r.criterion + ": " + r.detail.astype(str)}))
-    if dft_summary_csv and Path(dft_summary_csv).is_file():
-        d = pd.read_csv(dft_summary_csv, keep_default_na=False)
-        d = d[d.status != "ok"]
-        frames.append(pd.DataFrame({"material_id": d.material_id, "stage": "dft (" + d.status + ")", "reason": d.reason}))
-    if dropped_csv and Path(dropped_csv).is_file():
-        d = pd.read_csv(dropped_csv, keep_default_na=False)
-        frames.append(pd.DataFrame({"material_id": d.material_id, "stage": "dataset",
-                                    "reason": d.reason + ": " + d.detail.astype(str)}))
-    if graphs_manifest and Path(graphs_manifest).is_file():
-        f = json.loads(Path(graphs_manifest).read_text()).get("failures", [])
-        if f:
-            g = pd.DataFrame(f)
-            frames.append(pd.DataFrame({"material_id": g.material_id, "stage": "model (graph)", "reason": g.reason}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FAILURE_COLUMNS)
-
-
-def report_stage(
-    outdir: str | os.PathLike,
-    *,
-    dataset_path,
-    clusters_path,
-    linkage_path,
-    comparison_path,
-    chemistry_dir,
-    metrics_path=None,
-    predictions_path=None,
-    failures: pd.DataFrame | None = None,
-    grid=None,
-    title: str = "optabs report",
-) -> Path:
-    """Read the stages' files and build the report (see :func:`build_report`)."""
-    import json
-
-    from optabs.dataset import read_dataset
-
-    dataset = read_dataset(dataset_path)
-    clusters = pd.read_parquet(clusters_path)
-    dataset = dataset.set_index("material_id").loc[clusters.material_id].reset_index()
-    chemistry = {p.stem: pd.read_parquet(p) for p in sorted(Path(chemistry_dir).glob("*.parquet"))}
-    return build_report(
-        outdir,
-        dataset=dataset,
-        clusters=clusters,
-        comparison=json.loads(Path(comparison_path).read_text()),
-        chemistry=chemistry,
-        metrics=json.loads(Path(metrics_path).read_text()) if metrics_path else None,
-        predictions=pd.read_parquet(predictions_path) if predictions_path else None,
-        failures=failures,
-        title=title,
-        linkage=np.load(linkage_path),
-        grid=grid,
-    )
