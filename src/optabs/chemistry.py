@@ -256,7 +256,9 @@ def _material_row(material_id: str, formula: str, structure_json: str, settings:
         tetrahedral_max=float(table.at[it, "tetrahedral"]), octahedral_max=float(table.at[io, "octahedral"]),
         tetrahedral_element=table.at[it, "element"], octahedral_element=table.at[io, "element"],
     )
-    row["dominant_env"] = dominant_environment(row["tetrahedral_max"], row["octahedral_max"], settings.min_score).item()
+    row["dominant_env"] = dominant_environment(
+        float(table.at[it, "tetrahedral"]), float(table.at[io, "octahedral"]), settings.min_score
+    ).item()
     return row
 
 

@@ -110,7 +110,7 @@ def rejection_reasons(
     excluded = [el for el in s.excluded_elements if el in elements]
     if excluded:
         reasons.append(f"excluded_element: {', '.join(excluded)}")
-    if s.exclude_spin_polarized and is_spin_polarized(magnetization, s.magnetization_tol):
+    if s.exclude_spin_polarized and magnetization is not None and is_spin_polarized(magnetization, s.magnetization_tol):
         reasons.append(f"spin_polarized: {_describe_magnetization(magnetization)}")
     if s.exclude_p1 and space_group_number(structure, s.symprec) == 1:
         reasons.append("space_group_p1: no symmetry beyond P1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Literal
 
 #: Environment variables whose values must never reach a log or an output file.
 SECRET_ENV_VARS = ("MP_API_KEY",)
@@ -27,8 +28,8 @@ class _ScrubSecrets(logging.Filter):
 def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
     """Send the root logger to ``log_path`` (the rule's ``log:``) or stderr, with secrets scrubbed."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler = logging.FileHandler(log_path, mode="w") if log_path else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_ScrubSecrets())
@@ -55,7 +56,7 @@ class logged:  # noqa: N801 (used as a context manager in scripts)
     def __enter__(self) -> logging.Logger:
         return self.log
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         from optabs.errors import OptabsError
 
         if exc is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,8 @@ def energies_above_hull(formulas: list[str], energies_per_atom: np.ndarray, scal
             refs = [PDEntry(Composition({el: 1}), ceiling) for el in sorted(system - have)]
             pd_ = PhaseDiagram(list(entries.values()) + refs)
             for i in members:
-                out[i] = max(0.0, pd_.get_e_above_hull(entries[i], allow_negative=True))
+                # Never None here: every entry is on this diagram (pymatgen returns None only for foreign ones).
+                out[i] = max(0.0, cast(float, pd_.get_e_above_hull(entries[i], allow_negative=True)))
     return out
 
 

@@ -206,8 +206,12 @@ def _fetch(query: MPQuery, key: str, partial_dir: Path | None) -> list[dict[str,
             origin = {"search": params, "db_version": db_version, "endpoint": query.endpoint}
             docs = _load_partial(partial_dir, anion, origin)
             if docs is None:
+
+                def search(p: dict[str, Any] = params) -> list[dict[str, Any]]:
+                    return _as_dicts(mpr.materials.summary.search(**p))
+
                 docs = _with_retries(
-                    lambda p=params: _as_dicts(mpr.materials.summary.search(**p)),
+                    search,
                     f"the Materials Project search for {anion}-containing materials",
                     query,
                     key,
