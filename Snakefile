@@ -9,10 +9,6 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-wildcard_constraints:
-    material_id=r"[A-Za-z0-9][A-Za-z0-9_.+-]*",
-
-
 include: "rules/common.smk"
 include: "rules/structures.smk"
 include: "rules/dft.smk"

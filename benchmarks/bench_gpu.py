@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,8 +32,13 @@ sys.path.insert(0, str(REPO / "src"))
 
 import torch  # noqa: E402
 
-from optabs import model as M  # noqa: E402
-from optabs.dataset import Grid, import_alignn  # noqa: E402
+from optabs.dataset import import_alignn  # noqa: E402
+from optabs.grid import Grid  # noqa: E402
+from optabs.model.embeddings import embeddings  # noqa: E402
+from optabs.model.graphs import build_graphs, structures_of  # noqa: E402
+from optabs.model.predict import predict  # noqa: E402
+from optabs.model.settings import ModelSettings  # noqa: E402
+from optabs.model.train import train  # noqa: E402
 
 EPOCHS = 3
 STUDY_TRAIN_GRAPHS = 2144
@@ -41,9 +46,9 @@ STUDY_EPOCH_SECONDS_A100 = 42.0
 
 
 def _train(dataset, graphs, batch_size: int, epochs: int, tmp: Path) -> dict:
-    settings = M.ModelSettings.preset("paper", epochs=epochs, batch_size=batch_size, device="cuda")
+    settings = ModelSettings.preset("paper", epochs=epochs, batch_size=batch_size, device="cuda")
     torch.cuda.reset_peak_memory_stats()
-    result = M.train(dataset, graphs, settings, tmp / f"b{batch_size}")
+    result = train(dataset, graphs, settings, tmp / f"b{batch_size}")
     h = result.history
     n_train = sum(v == "train" for v in result.split.values())
     best_rate = float(h.graphs_per_s.max())
@@ -66,7 +71,7 @@ def run(dataset_dir: Path) -> dict:
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device visible"}
     out: dict = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "gpu": torch.cuda.get_device_name(0),
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -77,9 +82,9 @@ def run(dataset_dir: Path) -> dict:
     t0 = time.perf_counter()
     dataset = import_alignn(dataset_dir, Grid()).dataset
     out["import_seconds"] = round(time.perf_counter() - t0, 2)
-    paper = M.ModelSettings.preset("paper")
+    paper = ModelSettings.preset("paper")
     t0 = time.perf_counter()
-    graphs, failures = M.build_graphs(M.structures_of(dataset), paper)
+    graphs, failures = build_graphs(structures_of(dataset), paper)
     seconds = time.perf_counter() - t0
     out["graphs"] = {"n": len(graphs), "failures": len(failures), "seconds": round(seconds, 2),
                      "structures_per_s": round(len(graphs) / seconds, 1)}
@@ -91,11 +96,11 @@ def run(dataset_dir: Path) -> dict:
         ids = list(graphs)
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        M.predict(model, graphs, ids, batch_size=32, threads=None)
+        predict(model, graphs, ids, batch_size=32, threads=None)
         torch.cuda.synchronize()
         out["inference_graphs_per_s"] = round(len(ids) / (time.perf_counter() - t0), 1)
         t0 = time.perf_counter()
-        M.embeddings(model, graphs, ids, batch_size=32, threads=None)
+        embeddings(model, graphs, ids, batch_size=32, threads=None)
         out["embeddings_graphs_per_s"] = round(len(ids) / (time.perf_counter() - t0), 1)
     return out
 

@@ -7,13 +7,13 @@ without them it records why it skipped. ``OPTABS_BENCH_QUICK=1``: 60 oxides.
 ``bench_database.py`` measures graph building on all 1,116 oxides and one epoch of the ``cpu``
 preset with its one torch thread; this module adds, on the first ``N_GRAPHS`` oxides:
 
-- graph construction: ``optabs.model.build_graphs`` (pymatgen -> jarvis -> alignn's pure-PyTorch
+- graph construction: ``optabs.model.graphs.build_graphs`` (pymatgen -> jarvis -> alignn's pure-PyTorch
   builder, 10 A, 10 neighbours, full three-body cutoff), structures/s;
-- training: ``optabs.model.train`` with the ``cpu`` preset's architecture and batch size (4
+- training: ``optabs.model.train.train`` with the ``cpu`` preset's architecture and batch size (4
   ALIGNN + 4 GCN layers, hidden 64, batch 4) for one epoch with 2 torch threads (80 % train):
   training graphs/s, to compare with the one-thread number (two threads gain ~20 % on an idle
   machine, and lose several-fold beside another busy process);
-- inference: ``optabs.model.predict`` graphs/s (batch 32, one thread);
+- inference: ``optabs.model.predict.predict`` graphs/s (batch 32, one thread);
 - peak RSS of the process (MB) and the load average, since the machine may be shared.
 """
 
@@ -33,8 +33,12 @@ sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
 from common import SHARED_DATA, alignn_slice, quick  # noqa: E402
-from optabs import model as M  # noqa: E402
-from optabs.dataset import Grid, import_alignn  # noqa: E402
+from optabs.dataset import import_alignn  # noqa: E402
+from optabs.grid import Grid  # noqa: E402
+from optabs.model.graphs import build_graphs, structures_of  # noqa: E402
+from optabs.model.predict import predict  # noqa: E402
+from optabs.model.settings import ModelSettings  # noqa: E402
+from optabs.model.train import train  # noqa: E402
 
 N_GRAPHS = 200
 THREADS = 2
@@ -54,12 +58,12 @@ def run() -> dict:
     n_graphs = 60 if quick() else N_GRAPHS
     with tempfile.TemporaryDirectory() as tmp:
         dataset = import_alignn(alignn_slice(SHARED_DATA, n_graphs, Path(tmp) / "slice"), grid).dataset
-    structures = M.structures_of(dataset)
+    structures = structures_of(dataset)
     n_atoms = [len(s) for s in structures.values()]
-    cpu = M.ModelSettings.preset("cpu", max_train_minutes=None)
+    cpu = ModelSettings.preset("cpu", max_train_minutes=None)
 
     t0 = time.perf_counter()
-    graphs, failures = M.build_graphs(structures, cpu)
+    graphs, failures = build_graphs(structures, cpu)
     seconds = time.perf_counter() - t0
     out["graphs"] = {
         "n_structures": len(structures),
@@ -74,8 +78,8 @@ def run() -> dict:
 
     out["training"] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = M.ModelSettings.preset("cpu", epochs=1, threads=THREADS, max_train_minutes=None)
-        result = M.train(dataset, graphs, settings, Path(tmp) / f"t{THREADS}")
+        settings = ModelSettings.preset("cpu", epochs=1, threads=THREADS, max_train_minutes=None)
+        result = train(dataset, graphs, settings, Path(tmp) / f"t{THREADS}")
         h = result.history
         out["training"][f"threads_{THREADS}"] = {
             "architecture": f"{settings.alignn_layers}+{settings.gcn_layers} layers, hidden {settings.hidden_features}",
@@ -88,7 +92,7 @@ def run() -> dict:
         }
         ids = list(graphs)
         t0 = time.perf_counter()
-        M.predict(result.model, graphs, ids, batch_size=32, threads=1)
+        predict(result.model, graphs, ids, batch_size=32, threads=1)
         out["inference_graphs_per_s_1_thread"] = round(len(ids) / (time.perf_counter() - t0), 1)
     out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     out["load_average_end"] = os.getloadavg()

@@ -13,7 +13,13 @@ sys.path.insert(0, _SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p))
 
 from optabs.config import check_config, coerce_cli_strings, load_schema
-from optabs.errors import ConfigError, InputError
+from optabs.errors import InputError
+from optabs.ids import MATERIAL_ID_PATTERN
+
+
+wildcard_constraints:
+    material_id=MATERIAL_ID_PATTERN,
+
 
 _SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 # Nested --config values arrive as strings ('3' for {n_clusters: 3}); give them their types.
@@ -57,19 +63,19 @@ def check_config_consistency():
 check_config_consistency()
 
 DFT_ENGINE = config["dft"]["engine"]
-# Engine settings are checked now, so a wrong one stops the run before any job.
+# Engine and model settings are checked now, so a wrong one stops the run before any job; the
+# messages start with the config key (config key 'dft.gpaw': ...).
+from optabs.dataset.curation import Curation
 from optabs.dft.stage import make_engine
+from optabs.filters import FilterSettings
+from optabs.grid import Grid
+from optabs.interpret.settings import InterpretSettings
+from optabs.model.settings import ModelSettings
 
-try:
-    make_engine(DFT_ENGINE, config["dft"][DFT_ENGINE])
-except ConfigError as exc:
-    raise ConfigError(f"config key 'dft.{DFT_ENGINE}': {exc}") from None
-from optabs.model_settings import ModelSettings
-
-try:
-    ModelSettings.from_config(config["model"])
-except ConfigError as exc:
-    raise ConfigError(f"config key 'model': {exc}") from None
+make_engine(DFT_ENGINE, config["dft"][DFT_ENGINE])
+for _section, _settings in [("filter", FilterSettings), ("spectra", Grid), ("dataset", Curation),
+                            ("model", ModelSettings), ("interpret", InterpretSettings)]:
+    _settings.from_config(_section, config[_section])
 
 
 def source_input():

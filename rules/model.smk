@@ -7,6 +7,7 @@ rule model_graphs:
         dataset=f"{RESULTS}/dataset/dataset.parquet",
     output:
         manifest=f"{RESULTS}/model/graphs.json",
+        failures=f"{RESULTS}/model/failures.csv",
     log:
         f"{LOGS}/model/graphs.log",
     params:
@@ -32,6 +33,7 @@ rule model_train:
     params:
         model=config["model"],
         cache=GRAPH_CACHE,
+        grid=config["spectra"],
         outdir=lambda wildcards, output: os.path.dirname(output.checkpoint),
     threads: 1
     resources:
@@ -94,8 +96,6 @@ rule predict:
         table=f"{RESULTS}/predict/predictions.parquet",
     log:
         f"{LOGS}/predict/predict.log",
-    params:
-        grid=config["spectra"],
     resources:
         **slurm_resources("cpu"),
     conda:

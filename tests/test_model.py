@@ -3,6 +3,7 @@ embeddings. Tiny tests use ten real small structures with synthetic spectra on a
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -11,11 +12,30 @@ import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from optabs import model as M
-from optabs.dataset import DATASET_COLUMNS, Grid, import_alignn, onsets, spectra_matrix
+from optabs import cli
+from optabs.dataset import DATASET_COLUMNS, import_alignn, spectra_matrix, write_dataset
 from optabs.errors import ConfigError, InputError
+from optabs.grid import Grid
+from optabs.model import graphs as G
+from optabs.model.baselines import composition_baseline, mean_spectrum_baseline
+from optabs.model.checkpoint import load_checkpoint, load_model, stored_grid
+from optabs.model.embeddings import embeddings
+from optabs.model.graphs import build_graphs, cached_graphs, load_graphs, structures_of
+from optabs.model.metrics import evaluate, spectrum_metrics
+from optabs.model.network import ATOM_INPUT_FEATURES
+from optabs.model.predict import predict
+from optabs.model.settings import ModelSettings
+from optabs.model.split import split_ids
+from optabs.model.stage import graphs_stage
+from optabs.model.train import train
+from optabs.spectra import onset_energies
 
 GRID = Grid(n_points=51)
+
+
+def onsets(grid: Grid, spectra: np.ndarray) -> np.ndarray:
+    """Onset energies (eV) of log10 alpha spectra on ``grid`` (NaN where never above its threshold)."""
+    return onset_energies(grid.energy_ev, np.atleast_2d(spectra), grid.onset_threshold)
 
 
 def rocksalt(a: str, b: str, lattice_a: float) -> Structure:
@@ -80,10 +100,10 @@ def make_dataset(materials=MATERIALS, grid: Grid = GRID) -> pd.DataFrame:
     return pd.DataFrame(rows)[DATASET_COLUMNS]
 
 
-def tiny_settings(**overrides) -> M.ModelSettings:
+def tiny_settings(**overrides) -> ModelSettings:
     base = dict(alignn_layers=1, gcn_layers=1, hidden_features=16, embedding_features=16, epochs=6,
                 batch_size=3, learning_rate=3e-3, threads=1, device="cpu", max_train_minutes=None)
-    return M.ModelSettings.preset("demo", **{**base, **overrides})
+    return ModelSettings.preset("demo", **{**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -93,41 +113,41 @@ def dataset() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def graphs(dataset):
-    built, failures = M.build_graphs(M.structures_of(dataset), tiny_settings())
+    built, failures = build_graphs(structures_of(dataset), tiny_settings())
     assert failures == []
     return built
 
 
 @pytest.fixture(scope="module")
 def trained(dataset, graphs, tmp_path_factory):
-    return M.train(dataset, graphs, tiny_settings(), tmp_path_factory.mktemp("train"))
+    return train(dataset, graphs, tiny_settings(), tmp_path_factory.mktemp("train"))
 
 
 # ---------------------------------------------------------------- settings
 
 
 def test_presets_follow_the_study_and_unknown_keys_are_named():
-    paper = M.ModelSettings.preset("paper")
+    paper = ModelSettings.preset("paper")
     assert (paper.alignn_layers, paper.gcn_layers, paper.hidden_features, paper.embedding_features) == (4, 4, 64, 64)
     assert (paper.edge_input_features, paper.triplet_input_features) == (80, 40)
     assert (paper.cutoff, paper.three_body_cutoff, paper.max_neighbors) == (10.0, 10.0, 10)
     assert (paper.epochs, paper.batch_size, paper.learning_rate, paper.weight_decay) == (500, 4, 1e-3, 1e-5)
     assert (paper.scheduler, paper.seed) == ("onecycle", 123)
     assert (paper.train_fraction, paper.val_fraction, paper.test_fraction) == (0.8, 0.1, 0.1)
-    cpu = M.ModelSettings.preset("cpu")
+    cpu = ModelSettings.preset("cpu")
     assert cpu.graph_key() == paper.graph_key()  # same graphs: one cache serves both
     assert (cpu.alignn_layers, cpu.gcn_layers, cpu.hidden_features) == (4, 4, 64)
     assert cpu.epochs < paper.epochs
-    assert M.ModelSettings.preset("demo", epochs=3).epochs == 3
+    assert ModelSettings.preset("demo", epochs=3).epochs == 3
     with pytest.raises(ConfigError, match="'epoch'"):
-        M.ModelSettings.preset("cpu", epoch=3)
+        ModelSettings.preset("cpu", epoch=3)
     with pytest.raises(ConfigError, match="'gpu'"):
-        M.ModelSettings.preset("gpu")
+        ModelSettings.preset("gpu")
     with pytest.raises(ConfigError, match="three_body_cutoff"):
-        M.ModelSettings(three_body_cutoff=12.0)
+        ModelSettings(three_body_cutoff=12.0)
     with pytest.raises(ConfigError, match="val_fraction"):
-        M.ModelSettings(val_fraction=0.3)
-    assert M.ModelSettings.from_config({"preset": "demo", "seed": 7}).seed == 7
+        ModelSettings(val_fraction=0.3)
+    assert ModelSettings.from_config("model", {"preset": "demo", "seed": 7}).seed == 7
 
 
 # ---------------------------------------------------------------- graphs and their cache
@@ -135,34 +155,34 @@ def test_presets_follow_the_study_and_unknown_keys_are_named():
 
 def test_graphs_have_k_neighbours_and_cgcnn_features(graphs):
     g, lg = graphs["mgo"]
-    assert g.ndata["atom_features"].shape == (2, M.ATOM_INPUT_FEATURES)
+    assert g.ndata["atom_features"].shape == (2, ATOM_INPUT_FEATURES)
     assert g.num_edges == 2 * 10  # exactly max_neighbors per atom
     assert lg.num_nodes == g.num_edges
 
 
 def test_a_structure_that_fails_is_named_and_the_rest_go_on():
     lonely = Structure(Lattice.cubic(30.0), ["Mg"], [[0, 0, 0]])  # no neighbour within 10 A
-    built, failures = M.build_graphs({"mgo": MATERIALS[0][1], "lonely": lonely}, tiny_settings())
+    built, failures = build_graphs({"mgo": MATERIALS[0][1], "lonely": lonely}, tiny_settings())
     assert list(built) == ["mgo"]
     assert [f[0] for f in failures] == ["lonely"]
 
 
 def test_graph_cache_is_reused_and_rebuilt_when_settings_or_structures_change(tmp_path, monkeypatch):
     calls = []
-    real = M._build_one
+    real = G._build_one
 
     def counting(structure, settings):
         calls.append(structure.composition.reduced_formula)
         return real(structure, settings)
 
-    monkeypatch.setattr(M, "_build_one", counting)
+    monkeypatch.setattr(G, "_build_one", counting)
     structures = {mid: s for mid, s, _ in MATERIALS[:4]}
     path = tmp_path / "graphs.pt"
     settings = tiny_settings()
-    first, _ = M.cached_graphs(structures, path, settings)
+    first, _ = cached_graphs(structures, path, settings)
     assert len(calls) == 4
     calls.clear()
-    second, _ = M.cached_graphs(structures, path, settings)
+    second, _ = cached_graphs(structures, path, settings)
     assert calls == []  # all four reused
     for mid in structures:
         assert torch.equal(first[mid][0].src, second[mid][0].src)
@@ -170,25 +190,40 @@ def test_graph_cache_is_reused_and_rebuilt_when_settings_or_structures_change(tm
     # Only a changed structure is rebuilt.
     strained = structures["mgo"].copy()
     strained.scale_lattice(strained.volume * 1.1)
-    M.cached_graphs({**structures, "mgo": strained}, path, settings)
+    cached_graphs({**structures, "mgo": strained}, path, settings)
     assert calls == ["MgO"]
     calls.clear()
     # Other graph settings: the cache is stale, everything is rebuilt.
     fewer = tiny_settings(max_neighbors=6)
-    assert M.load_graphs(path, fewer) is None
-    rebuilt, _ = M.cached_graphs(structures, path, fewer)
+    assert load_graphs(path, fewer) is None
+    rebuilt, _ = cached_graphs(structures, path, fewer)
     assert len(calls) == 4
     assert rebuilt["mgo"][0].num_edges == 2 * 6
-    assert M.load_graphs(path, fewer)["mgo"][0].num_edges == 2 * 6
+    assert load_graphs(path, fewer)["mgo"][0].num_edges == 2 * 6
 
 
 def test_a_corrupt_graph_cache_is_an_input_error_naming_the_file(tmp_path):
     path = tmp_path / "graphs.pt"
     path.write_bytes(b"not a torch file")
     with pytest.raises(InputError, match="graphs.pt"):
-        M.load_graphs(path, tiny_settings())
+        load_graphs(path, tiny_settings())
     with pytest.raises(InputError, match="graphs.pt"):
-        M.cached_graphs({"mgo": MATERIALS[0][1]}, path, tiny_settings())
+        cached_graphs({"mgo": MATERIALS[0][1]}, path, tiny_settings())
+
+
+def test_graphs_stage_writes_a_failure_record_per_structure_without_a_graph(tmp_path):
+    lonely = Structure(Lattice.cubic(30.0), ["Mg"], [[0, 0, 0]])  # no neighbour within 10 A
+    paths = {name: tmp_path / name for name in ("dataset.parquet", "cache.pt", "graphs.json", "failures.csv")}
+    write_dataset(paths["dataset.parquet"], make_dataset(MATERIALS[:2] + [("lonely", lonely, 3.0)]))
+    graphs_stage(paths["dataset.parquet"], tiny_settings(), paths["cache.pt"], paths["graphs.json"], paths["failures.csv"])
+    failures = pd.read_csv(paths["failures.csv"], keep_default_na=False)
+    assert failures.columns.tolist() == ["material_id", "stage", "reason", "detail"]
+    assert failures[["material_id", "stage"]].values.tolist() == [["lonely", "model (graph)"]]
+    manifest = json.loads(paths["graphs.json"].read_text())
+    assert manifest["failures"] == [{"material_id": "lonely", "reason": failures.reason[0]}]
+    write_dataset(paths["dataset.parquet"], make_dataset(MATERIALS[:2]))
+    graphs_stage(paths["dataset.parquet"], tiny_settings(), paths["cache.pt"], paths["graphs.json"], paths["failures.csv"])
+    assert paths["failures.csv"].read_text().strip() == "material_id,stage,reason,detail"  # header only
 
 
 # ---------------------------------------------------------------- split
@@ -196,16 +231,16 @@ def test_a_corrupt_graph_cache_is_an_input_error_naming_the_file(tmp_path):
 
 def test_split_is_seeded_order_independent_and_never_leaves_val_or_test_empty():
     ids = [f"mp-{i}" for i in range(50)]
-    settings = M.ModelSettings()
-    split = M.split_ids(ids, settings)
-    assert M.split_ids(list(reversed(ids)), settings) == split
-    assert M.split_ids(ids, settings) == split
+    settings = ModelSettings()
+    split = split_ids(ids, settings)
+    assert split_ids(list(reversed(ids)), settings) == split
+    assert split_ids(ids, settings) == split
     assert sorted(split.values()).count("val") == 5 and sorted(split.values()).count("test") == 5
-    assert M.split_ids(ids, M.ModelSettings(seed=1)) != split
-    small = M.split_ids(["a", "b", "c"], settings)
+    assert split_ids(ids, ModelSettings(seed=1)) != split
+    small = split_ids(["a", "b", "c"], settings)
     assert sorted(small.values()) == ["test", "train", "val"]
     # The study's sizes: 2,681 materials -> 268 validation, 268 test.
-    big = M.split_ids([str(i) for i in range(2681)], settings)
+    big = split_ids([str(i) for i in range(2681)], settings)
     assert list(big.values()).count("val") == 268 and list(big.values()).count("test") == 268
 
 
@@ -225,10 +260,10 @@ def test_training_lowers_the_loss_and_writes_checkpoint_and_history(trained):
 
 def test_reloaded_checkpoint_predicts_identically(trained, graphs):
     ids = sorted(graphs)
-    before = M.predict(trained.model, graphs, ids, batch_size=4)
+    before = predict(trained.model, graphs, ids, batch_size=4)
     assert before.shape == (len(ids), GRID.n_points)
-    model, settings, split = M.load_model(trained.checkpoint)
-    after = M.predict(model, graphs, ids, batch_size=4)
+    model, settings, split = load_model(trained.checkpoint)
+    after = predict(model, graphs, ids, batch_size=4)
     assert np.max(np.abs(after - before)) == 0.0
     assert split == trained.split
     assert settings == tiny_settings()
@@ -236,19 +271,47 @@ def test_reloaded_checkpoint_predicts_identically(trained, graphs):
 
 def test_same_seed_gives_identical_weights_and_predictions(dataset, graphs, tmp_path):
     settings = tiny_settings(epochs=2)
-    a = M.train(dataset, graphs, settings, tmp_path / "a")
-    b = M.train(dataset, graphs, settings, tmp_path / "b")
+    a = train(dataset, graphs, settings, tmp_path / "a")
+    b = train(dataset, graphs, settings, tmp_path / "b")
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     ids = sorted(graphs)
-    assert np.array_equal(M.predict(a.model, graphs, ids), M.predict(b.model, graphs, ids))
+    assert np.array_equal(predict(a.model, graphs, ids), predict(b.model, graphs, ids))
 
 
 def test_a_corrupt_checkpoint_is_an_input_error_naming_the_file(tmp_path):
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(b"\x00" * 10)
     with pytest.raises(InputError, match="checkpoint.pt"):
-        M.load_model(path)
+        load_model(path)
+
+
+def test_checkpoint_stores_its_grid_and_predict_needs_no_grid_options(dataset, graphs, trained, tmp_path, capsys):
+    grid = Grid(e_min_ev=0.5, e_max_ev=10.0, n_points=GRID.n_points, onset_threshold=3.0)  # not the default grid
+    result = train(dataset, graphs, tiny_settings(epochs=1), tmp_path / "model", grid=grid)
+    payload = load_checkpoint(result.checkpoint)
+    assert payload["grid"] == grid.to_dict() and payload["n_grid"] == grid.n_points
+    assert stored_grid(payload) == grid
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for mid, structure, _ in MATERIALS[:3]:
+        structure.to(filename=str(folder / f"{mid}.cif"))
+    out = tmp_path / "predicted"
+    args = ["predict", "--checkpoint", str(result.checkpoint), "--structures", str(folder), "--out", str(out)]
+    assert cli.main(args) == 0
+    table = pd.read_parquet(out / "predictions.parquet")
+    assert sorted(table.material_id) == ["cao", "mgo", "sro"]
+    spectra = np.stack(table.log10_alpha.to_numpy())
+    assert spectra.shape == (3, grid.n_points) and spectra.min() >= grid.log10_alpha_floor
+    expected = onset_energies(grid.energy_ev, spectra, grid.onset_threshold)
+    assert np.array_equal(table.onset_ev.to_numpy(), expected, equal_nan=True)
+    assert table.onset_ev.notna().any() and np.all(np.isin(table.onset_ev.dropna(), grid.energy_ev))
+    # A checkpoint trained without a grid (as older ones) is an error naming the file.
+    assert stored_grid(load_checkpoint(trained.checkpoint)) is None
+    capsys.readouterr()
+    args[2] = str(trained.checkpoint)
+    assert cli.main(args) == 2
+    assert str(trained.checkpoint) in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- metrics and baselines
@@ -270,7 +333,7 @@ def test_spectrum_metrics_against_hand_computed_values():
             [2.0, 2.0, 2.0, 3.0, 4.0],  # MAE 0; onset 3 eV (error 0)
         ]
     )
-    m = M.spectrum_metrics(y_true, y_pred, energy, threshold=2.5)
+    m = spectrum_metrics(y_true, y_pred, energy, threshold=2.5)
     # MAEs [0.2, 0.1, 0.0]: mean 0.1, median 0.1, quartiles (linear) 0.05 and 0.15; 2 of 3 < 0.14.
     assert m["mae_mean"] == pytest.approx(0.1)
     assert m["mae_median"] == pytest.approx(0.1)
@@ -286,13 +349,13 @@ def test_spectrum_metrics_against_hand_computed_values():
 
 def test_mean_baseline_predicts_the_training_mean():
     train_Y = np.array([[2.0, 3.0, 4.0], [4.0, 5.0, 6.0]])
-    pred = M.mean_spectrum_baseline(train_Y).predict(["MgO", "ZnO", "CdSe"])
+    pred = mean_spectrum_baseline(train_Y).predict(["MgO", "ZnO", "CdSe"])
     assert np.array_equal(pred, np.tile([3.0, 4.0, 5.0], (3, 1)))
 
 
 def test_composition_baseline_fits_and_predicts_the_grid(dataset):
     Y = spectra_matrix(dataset)
-    baseline = M.composition_baseline(list(dataset.formula), Y)
+    baseline = composition_baseline(list(dataset.formula), Y)
     pred = baseline.predict(["MgO", "CdSe", "BaO"])  # BaO is not among the training formulas
     assert pred.shape == (3, GRID.n_points) and np.all(np.isfinite(pred))
     # It learns something from composition: MgO's predicted onset lies above CdSe's.
@@ -301,8 +364,8 @@ def test_composition_baseline_fits_and_predicts_the_grid(dataset):
 
 
 def test_evaluate_scores_all_three_models_on_the_test_split(dataset, graphs, trained):
-    P = M.predict(trained.model, graphs, list(dataset.material_id))
-    ev = M.evaluate(dataset, trained.split, P, GRID.energy_ev, GRID.onset_threshold)
+    P = predict(trained.model, graphs, list(dataset.material_id))
+    ev = evaluate(dataset, trained.split, P, GRID.energy_ev, GRID.onset_threshold)
     assert (ev.metrics["n_train"], ev.metrics["n_val"], ev.metrics["n_test"]) == (8, 1, 1)
     keys = {"n_materials", "mae_mean", "mae_q25", "mae_median", "mae_q75", "frac_mae_below_0.14",
             "onset_r2", "onset_mae_ev", "n_onset", "n_onset_undefined"}
@@ -318,8 +381,8 @@ def test_evaluate_scores_all_three_models_on_the_test_split(dataset, graphs, tra
 
 def test_embeddings_one_row_per_material_and_layer_batched_equals_one_by_one(graphs, trained):
     ids = sorted(graphs)
-    batched = M.embeddings(trained.model, graphs, ids, batch_size=4)
-    single = M.embeddings(trained.model, graphs, ids, batch_size=1)
+    batched = embeddings(trained.model, graphs, ids, batch_size=4)
+    single = embeddings(trained.model, graphs, ids, batch_size=1)
     layers = ["alignn_0", "gcn_0", "readout"]
     assert len(batched) == len(ids) * len(layers)
     assert list(batched.layer[:3]) == layers
@@ -339,14 +402,14 @@ def test_embeddings_one_row_per_material_and_layer_batched_equals_one_by_one(gra
 def test_shared_oxides_import_graphs_train_and_metrics(shared_data, tmp_path):
     grid = Grid()
     dataset = import_alignn(shared_data, grid).dataset.iloc[:60].reset_index(drop=True)
-    settings = M.ModelSettings.preset("cpu", epochs=1, batch_size=8, max_train_minutes=None)
-    graphs, failures = M.cached_graphs(M.structures_of(dataset), tmp_path / "graphs.pt", settings)
+    settings = ModelSettings.preset("cpu", epochs=1, batch_size=8, max_train_minutes=None)
+    graphs, failures = cached_graphs(structures_of(dataset), tmp_path / "graphs.pt", settings)
     assert failures == [] and len(graphs) == 60
-    result = M.train(dataset, graphs, settings, tmp_path / "model")
+    result = train(dataset, graphs, settings, tmp_path / "model")
     assert math.isfinite(result.history.train_loss.iloc[0])
-    P = M.predict(result.model, graphs, list(dataset.material_id))
+    P = predict(result.model, graphs, list(dataset.material_id))
     assert P.shape == (60, grid.n_points)
-    ev = M.evaluate(dataset, result.split, P, grid.energy_ev, grid.onset_threshold)
+    ev = evaluate(dataset, result.split, P, grid.energy_ev, grid.onset_threshold)
     assert (ev.metrics["n_train"], ev.metrics["n_val"], ev.metrics["n_test"]) == (48, 6, 6)
     for name in ("alignn", "mean_spectrum", "composition"):
         assert {"mae_median", "mae_q25", "mae_q75", "frac_mae_below_0.14", "onset_r2", "onset_mae_ev"} <= set(ev.metrics[name])

@@ -1,17 +1,16 @@
 """Settings of the model stage (graphs, network, training) and their presets.
 
-Kept apart from :mod:`optabs.model` so that reading and checking them (the workflow does it
-for every ``snakemake`` call, before any job) does not import torch, which alone costs ~2 s.
+Kept free of torch so that reading and checking them (the workflow does it for every
+``snakemake`` call, before any job) does not import torch, which alone costs ~2 s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from optabs.config import reject_unknown_keys
+from optabs.config import Settings
 from optabs.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -20,11 +19,8 @@ if TYPE_CHECKING:
 GRAPH_CACHE_FORMAT = "optabs-graphs-1"
 
 
-# ============================================================================ settings
-
-
-@dataclass
-class ModelSettings:
+@dataclass(frozen=True)
+class ModelSettings(Settings):
     """Graph, network and training settings. Defaults are the study's (the ``paper`` preset).
 
     Graph (the cache key): ``cutoff`` (angstrom) bounds the neighbour search and
@@ -50,8 +46,8 @@ class ModelSettings:
     training mean spectrum (not the study's zero bias; it spares a short run the first
     epochs of learning the offset). ``seed`` fixes the split, the initial weights and the
     batch order. ``train_fraction`` / ``val_fraction`` / ``test_fraction`` split the
-    materials (see :func:`split_ids`). ``threads``: torch CPU threads during training
-    (default 1: on a shared 2-core machine two threads beside another busy process made
+    materials (see :func:`optabs.model.split.split_ids`). ``threads``: torch CPU threads during
+    training (default 1: on a shared 2-core machine two threads beside another busy process made
     steps 10-20x slower, while on an idle one they gain only ~20 %).
     ``device``: "auto" (CUDA when visible, else CPU), "cpu", "cuda" or "cuda:N".
     ``max_train_minutes``: optional wall-clock budget; training stops after the epoch that
@@ -89,7 +85,7 @@ class ModelSettings:
     #: on a shared, busy 2-core machine, test MAE 0.13 vs 0.38 for the mean spectrum).
     #: ``demo``: 2+2 layers, hidden 32 (~150 graphs/s) for the ~35-material embedded demo
     #: (graphs + 40 epochs + evaluation: ~15 s). Both cap the wall time as a safety net.
-    PRESETS = {
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "paper": {},
         "cpu": {"epochs": 30, "output_bias_from_mean": True, "max_train_minutes": 20.0},
         "demo": {
@@ -103,6 +99,8 @@ class ModelSettings:
             "max_train_minutes": 10.0,
         },
     }
+    DEFAULT_PRESET: ClassVar[str | None] = "paper"
+    NAME: ClassVar[str] = "model"
 
     def __post_init__(self) -> None:
         positive_ints = ("alignn_layers", "gcn_layers", "hidden_features", "embedding_features",
@@ -138,26 +136,6 @@ class ModelSettings:
                 f"model setting 'max_train_minutes': expected a positive number or null, got {self.max_train_minutes!r}"
             )
 
-    @classmethod
-    def preset(cls, name: str = "paper", **overrides: Any) -> "ModelSettings":
-        """A named preset (``paper``, ``cpu``, ``demo``) with ``overrides`` on top.
-
-        Raises :class:`ConfigError` naming an unknown preset or an unknown setting.
-        """
-        if name not in cls.PRESETS:
-            raise ConfigError(f"model preset {name!r} is not known (known: {', '.join(cls.PRESETS)})")
-        reject_unknown_keys(cls, overrides, "model")
-        return cls(**{**cls.PRESETS[name], **overrides})
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> "ModelSettings":
-        """From a config section: ``{"preset": "cpu", "epochs": 20, ...}`` (preset defaults to paper)."""
-        cfg = dict(cfg or {})
-        return cls.preset(cfg.pop("preset", "paper"), **cfg)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     def graph_key(self) -> dict[str, Any]:
         """The settings a graph depends on (the graph cache's key)."""
         return {
@@ -168,7 +146,8 @@ class ModelSettings:
             "atom_features": "cgcnn",
         }
 
-    def torch_device(self) -> "torch.device":
+    def torch_device(self) -> torch.device:
+        """The torch device of ``device`` ("auto": CUDA when visible, else CPU); imports torch."""
         import torch
 
         if self.device == "auto":

@@ -1,0 +1,174 @@
+"""The model stage's workflow entry points.
+
+Each reads the stage's inputs from files, calls the functions of the other modules and writes
+its outputs atomically; the rules' scripts only pass paths and settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optabs.errors import InputError
+from optabs.grid import Grid
+from optabs.model.checkpoint import load_checkpoint, load_model, model_from_checkpoint, stored_grid
+from optabs.model.embeddings import embeddings
+from optabs.model.graphs import Graph, build_graphs, cached_graphs, load_graphs, structures_of
+from optabs.model.metrics import evaluate
+from optabs.model.predict import predict, predictions_table
+from optabs.model.settings import ModelSettings
+from optabs.model.train import TrainResult, train
+from optabs.spectra import onset_energies
+
+log = logging.getLogger(__name__)
+
+#: The ``stage`` of the records in ``failures.csv`` (see :mod:`optabs.failures`).
+FAILURE_STAGE = "model (graph)"
+
+
+def graphs_stage(
+    dataset_path: str | Path, settings: ModelSettings, cache_path: str | Path, manifest_path: str | Path,
+    failures_path: str | Path,
+) -> None:
+    """Build (or reuse from ``cache_path``) every dataset material's graph; write a manifest
+    (JSON: graph settings, ids, failures) that later rules depend on, and ``failures_path``
+    (``failures.csv``: one record per structure whose graph could not be built)."""
+    from optabs.dataset import read_dataset
+    from optabs.failures import Failure, write_failures
+    from optabs.io import write_json
+
+    dataset = read_dataset(dataset_path)
+    graphs, failures = cached_graphs(structures_of(dataset), cache_path, settings)
+    log.info("%d graphs, %d failures (cache %s)", len(graphs), len(failures), cache_path)
+    write_json(
+        manifest_path,
+        {"key": settings.graph_key(), "cache": str(cache_path), "material_ids": sorted(graphs),
+         "failures": [{"material_id": m, "reason": r} for m, r in failures]},
+    )
+    write_failures(failures_path, [Failure(m, FAILURE_STAGE, r, "") for m, r in failures])
+
+
+def _stage_graphs(dataset: pd.DataFrame, cache_path: str | Path, settings: ModelSettings) -> dict[str, Graph]:
+    graphs = load_graphs(cache_path, settings)
+    if graphs is None:
+        raise InputError(f"graph cache {cache_path} is missing or was built with other settings; rerun rule model_graphs")
+    return {m: graphs[m] for m in dataset.material_id if m in graphs}
+
+
+def train_stage(
+    dataset_path: str | Path, cache_path: str | Path, settings: ModelSettings, outdir: str | Path, grid: Grid
+) -> TrainResult:
+    """Train on the dataset's graphs; writes ``outdir/checkpoint.pt`` (with ``grid``) and ``outdir/history.csv``."""
+    from optabs.dataset import read_dataset
+
+    dataset = read_dataset(dataset_path)
+    return train(dataset, _stage_graphs(dataset, cache_path, settings), settings, outdir, grid)
+
+
+def evaluate_stage(
+    dataset_path: str | Path,
+    cache_path: str | Path,
+    checkpoint_path: str | Path,
+    grid: Grid,
+    predictions_path: str | Path,
+    metrics_path: str | Path,
+    per_material_path: str | Path,
+    parity_png: str | Path,
+    worst_png: str | Path,
+) -> dict[str, Any]:
+    """Predict every material, score ALIGNN and both baselines on the test split, draw the figures."""
+    from optabs.dataset import read_dataset, spectra_matrix
+    from optabs.io import write_json, write_parquet
+    from optabs.plots import onset_parity_figure, worst_by_quartile_figure
+
+    dataset = read_dataset(dataset_path)
+    model, settings, split = load_model(checkpoint_path)
+    graphs = _stage_graphs(dataset, cache_path, settings)
+    ids = [m for m in dataset.material_id if m in graphs]
+    pred = predict(model, graphs, ids)
+    full = spectra_matrix(dataset).copy()
+    row = {m: i for i, m in enumerate(dataset.material_id)}
+    for i, m in enumerate(ids):
+        full[row[m]] = pred[i]
+    evaluation = evaluate(dataset, split, full, grid.energy_ev, grid.onset_threshold, settings.seed)
+    write_parquet(predictions_path, predictions_table(ids, split, pred))
+    write_parquet(per_material_path, evaluation.per_material)
+    write_json(metrics_path, evaluation.metrics)
+    test = evaluation.per_material[evaluation.per_material.split == "test"]
+    onset_parity_figure(test.onset_ev.to_numpy(), test.onset_alignn_ev.to_numpy(), parity_png)
+    test_rows = [row[m] for m in test.material_id]
+    worst_by_quartile_figure(
+        grid.energy_ev, spectra_matrix(dataset)[test_rows], full[test_rows], test.mae_alignn.to_numpy(),
+        list(test.material_id), worst_png,
+    )
+    return evaluation.metrics
+
+
+def embeddings_stage(dataset_path: str | Path, cache_path: str | Path, checkpoint_path: str | Path, out_path: str | Path) -> None:
+    """Per-layer mean atom features of every material (``embeddings.parquet``)."""
+    from optabs.dataset import read_dataset
+    from optabs.io import write_parquet
+
+    dataset = read_dataset(dataset_path)
+    model, settings, _ = load_model(checkpoint_path)
+    graphs = _stage_graphs(dataset, cache_path, settings)
+    write_parquet(out_path, embeddings(model, graphs, [m for m in dataset.material_id if m in graphs]))
+
+
+def predict_structures(
+    checkpoint_path: str | Path, structures_dir: str | Path, out_dir: str | Path, out_parquet: str | Path,
+    grid: Grid | None = None,
+) -> pd.DataFrame:
+    """Predicted spectra for a folder of CIF/POSCAR files, written in the dataset's formats:
+    an ALIGNN folder (``out_dir``: POSCARs + ``id_prop.csv``) and a dataset-style parquet table.
+    Unreadable files and structures without a graph are logged by name and skipped.
+
+    ``grid``: the energy grid of the model's outputs; default the one stored in the checkpoint
+    (an :class:`InputError` naming the checkpoint if it stores none).
+    """
+    from optabs.dataset import DATASET_COLUMNS, export_alignn, write_dataset
+    from optabs.structures.files import load_folder
+
+    candidates, problems = load_folder(structures_dir)
+    for p in problems:
+        log.warning("skipped %s: %s", p["source_ref"], p["detail"])
+    payload = load_checkpoint(checkpoint_path)
+    if grid is None:
+        grid = stored_grid(payload)
+    if grid is None:
+        raise InputError(
+            f"model checkpoint {checkpoint_path} stores no energy grid (it was written before checkpoints kept one): "
+            "retrain the model (or give predict_structures the grid it was trained on)"
+        )
+    model, settings, _ = model_from_checkpoint(payload)
+    structures = {c.material_id: c.structure for c in candidates}
+    graphs, failures = build_graphs(structures, settings)
+    for m, reason in failures:
+        log.warning("no graph for %s: %s", m, reason)
+    ids = [c.material_id for c in candidates if c.material_id in graphs]
+    if not ids:
+        raise InputError(f"no structure in {structures_dir} could be predicted (see the log)")
+    pred = predict(model, graphs, ids)
+    if pred.shape[1] != grid.n_points:
+        raise InputError(f"the model predicts {pred.shape[1]} points but the grid has {grid.n_points}: use the training config")
+    table = pd.DataFrame(
+        {
+            "material_id": ids,
+            "source_name": [next(c.source_ref for c in candidates if c.material_id == m) for m in ids],
+            "formula": [structures[m].composition.reduced_formula for m in ids],
+            "structure": [structures[m].to_json() for m in ids],
+            "log10_alpha": [list(map(float, np.maximum(p, grid.log10_alpha_floor))) for p in pred],
+            "onset_ev": onset_energies(grid.energy_ev, np.maximum(pred, grid.log10_alpha_floor), grid.onset_threshold),
+            "dft_gap_ev": np.nan,
+            "corrected_gap_ev": np.nan,
+            "e_above_hull_ev": np.nan,
+            "engine": "predicted",
+        }
+    )[DATASET_COLUMNS]
+    export_alignn(table, out_dir)
+    write_dataset(out_parquet, table)
+    return table
