@@ -11,12 +11,12 @@ The steps are the workflow's stage entry points with ``configs/database.yaml``'s
 ==============  =========================================================  ======================
 step            entry point (rule)                                         numbers
 ==============  =========================================================  ======================
-import          ``import_alignn`` + ``export_alignn`` (dataset_import)     materials/s
-graphs          ``model.graphs_stage`` (model_graphs), empty cache         structures/s
-train           ``model.train_stage`` (model_train), cpu preset, 1 epoch   graphs/s, epoch s, 30-epoch projection
-embeddings      ``model.embeddings_stage`` (model_embeddings)              materials/s
-environments    ``chemistry.environments_stage`` (interpret_environments)  CrystalNN, 2 workers as the rule
-interpret       ``interpret.interpret_stage`` (interpret)                  Ward x 2 + comparison + chemistry
+import          ``dataset.stage.import_stage`` (dataset_import)            materials/s
+graphs          ``model.stage.graphs_stage`` (model_graphs), empty cache   structures/s
+train           ``model.stage.train_stage`` (model_train), cpu, 1 epoch    graphs/s, epoch s, 30-epoch projection
+embeddings      ``model.stage.embeddings_stage`` (model_embeddings)        materials/s
+environments    ``interpret.stage.environments_stage`` (environments)      CrystalNN, 2 workers as the rule
+interpret       ``interpret.stage.interpret_stage`` (interpret)            Ward x 2 + comparison + chemistry
 report          ``report.report_stage`` (report)                           pages, figures
 ==============  =========================================================  ======================
 
@@ -58,38 +58,38 @@ def step(name: str, work: Path) -> dict:
 
     warnings.simplefilter("ignore")
     s = _settings(work)
-    from optabs.dataset import Grid
+    from optabs.grid import Grid
 
     grid = Grid()
     dataset_path, cache, manifest = work / "dataset.parquet", work / "graph_cache.pt", work / "graphs.json"
     model_dir, embeddings_path, envs_path = work / "model", work / "embeddings.parquet", work / "environments.parquet"
     start = time.perf_counter()
     if name == "import":
-        from optabs.dataset import export_alignn, import_alignn, write_dataset
-        from optabs.io import write_csv
+        import pandas as pd
 
-        result = import_alignn(s["dataset_dir"], grid)
-        export_alignn(result.dataset, work / "alignn")
-        write_csv(work / "dropped.csv", result.dropped)
-        write_dataset(dataset_path, result.dataset)
+        from optabs.dataset.stage import import_stage
+
+        dataset = import_stage(s["dataset_dir"], grid, dataset_path=dataset_path, dropped_path=work / "dropped.csv",
+                               failures_path=work / "dataset" / "failures.csv", alignn_dir=work / "alignn")
         seconds = time.perf_counter() - start
-        return {"seconds": seconds, "materials": len(result.dataset), "dropped": len(result.dropped),
-                "materials_per_s": len(result.dataset) / seconds}
-    from optabs.model import ModelSettings
+        dropped = pd.read_csv(work / "dropped.csv")
+        return {"seconds": seconds, "materials": len(dataset), "dropped": len(dropped),
+                "materials_per_s": len(dataset) / seconds}
+    from optabs.model.settings import ModelSettings
 
     model = ModelSettings.preset("cpu", epochs=1, max_train_minutes=None)
     if name == "graphs":
-        from optabs.model import graphs_stage
+        from optabs.model.stage import graphs_stage
 
-        graphs_stage(dataset_path, model, cache, manifest)
+        graphs_stage(dataset_path, model, cache, manifest, model_dir / "failures.csv")
         seconds = time.perf_counter() - start
         info = json.loads(manifest.read_text())
         n = len(info["material_ids"]) + len(info["failures"])
         return {"seconds": seconds, "structures": n, "failures": len(info["failures"]), "structures_per_s": n / seconds}
     if name == "train":
-        from optabs.model import train_stage
+        from optabs.model.stage import train_stage
 
-        result = train_stage(dataset_path, cache, model, model_dir)
+        result = train_stage(dataset_path, cache, model, model_dir, grid)
         seconds = time.perf_counter() - start
         h = result.history
         n_train = sum(v == "train" for v in result.split.values())
@@ -103,7 +103,7 @@ def step(name: str, work: Path) -> dict:
                 "projected_preset_epochs": preset_epochs,
                 "projected_preset_minutes": epoch_s * preset_epochs / 60}
     if name == "embeddings":
-        from optabs.model import embeddings_stage
+        from optabs.model.stage import embeddings_stage
 
         embeddings_stage(dataset_path, cache, model_dir / "checkpoint.pt", embeddings_path)
         seconds = time.perf_counter() - start
@@ -112,26 +112,27 @@ def step(name: str, work: Path) -> dict:
         n = pd.read_parquet(embeddings_path, columns=["material_id"]).material_id.nunique()
         return {"seconds": seconds, "materials": int(n), "materials_per_s": n / seconds}
     if name == "environments":
-        from optabs.chemistry import environments_stage
+        from optabs.interpret.stage import environments_stage
 
-        envs = environments_stage(dataset_path, envs_path, n_workers=2)
+        envs = environments_stage(dataset_path, envs_path, work / "interpret" / "failures.csv", n_workers=2)
         seconds = time.perf_counter() - start
         return {"seconds": seconds, "materials": len(envs), "workers": 2, "failed": int((envs["error"] != "").sum()),
                 "seconds_per_material_per_worker": 2 * seconds / max(len(envs), 1)}
     if name == "interpret":
-        from optabs.interpret import interpret_stage
+        from optabs.interpret import InterpretSettings
+        from optabs.interpret.stage import interpret_stage
 
-        interpret_stage(dataset_path, embeddings_path, envs_path, layer="alignn_0", k=s["n_clusters"], standardize=False,
-                        grid=grid, clusters_path=work / "clusters.parquet", linkage_path=work / "linkage.npy",
+        settings = InterpretSettings(n_clusters=s["n_clusters"], layer="alignn_0")
+        interpret_stage(dataset_path, embeddings_path, envs_path, settings=settings, grid=grid,
+                        clusters_path=work / "clusters.parquet", linkage_path=work / "linkage.npy",
                         comparison_path=work / "comparison.json", chemistry_dir=work / "chemistry")
         return {"seconds": time.perf_counter() - start, "n_clusters": s["n_clusters"]}
     if name == "report":
-        from optabs.report import collect_failures, report_stage
+        from optabs.report import report_stage
 
-        failures = collect_failures(None, None, work / "dropped.csv", manifest)
         index = report_stage(work / "report", dataset_path=dataset_path, clusters_path=work / "clusters.parquet",
                              linkage_path=work / "linkage.npy", comparison_path=work / "comparison.json",
-                             chemistry_dir=work / "chemistry", failures=failures, grid=grid,
+                             chemistry_dir=work / "chemistry", failure_paths=sorted(work.rglob("failures.csv")), grid=grid,
                              title="optabs benchmark: spectra database")
         seconds = time.perf_counter() - start
         files = [p for p in index.parent.rglob("*") if p.is_file()]

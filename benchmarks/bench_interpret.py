@@ -42,7 +42,9 @@ ANIONS = ["O", "O", "O", "O", "F", "S", "N"]
 def synthetic(n_materials: int = 3000, n_groups: int = 96, dim: int = 256, seed: int = 0):
     """(dataset, features, envs) of ``n_materials`` synthetic materials in ``n_groups`` groups."""
     from optabs.chemistry import MATERIAL_ENV_COLUMNS
-    from optabs.dataset import DATASET_COLUMNS, Grid, onsets
+    from optabs.dataset import DATASET_COLUMNS
+    from optabs.grid import Grid
+    from optabs.spectra import onset_energies
 
     rng = np.random.default_rng(seed)
     grid = Grid()
@@ -70,7 +72,8 @@ def synthetic(n_materials: int = 3000, n_groups: int = 96, dim: int = 256, seed:
     ids = [f"syn-{i:05d}" for i in range(n_materials)]
     dataset = pd.DataFrame({
         "material_id": ids, "source_name": ids, "formula": formulas, "structure": "",
-        "log10_alpha": list(spectra), "onset_ev": onsets(grid, spectra), "dft_gap_ev": gap - 1.0,
+        "log10_alpha": list(spectra), "onset_ev": onset_energies(grid.energy_ev, spectra, grid.onset_threshold),
+        "dft_gap_ev": gap - 1.0,
         "corrected_gap_ev": gap, "e_above_hull_ev": 0.0, "engine": "synthetic",
     })[DATASET_COLUMNS]
 
@@ -92,7 +95,8 @@ def time_crystalnn(n: int = 40) -> dict:
     if not SHARED_DATA.is_dir():
         return {"skipped": f"no shared dataset at {SHARED_DATA}"}
     from optabs.chemistry import material_environments
-    from optabs.dataset import Grid, import_alignn
+    from optabs.dataset import import_alignn
+    from optabs.grid import Grid
 
     dataset = import_alignn(SHARED_DATA, Grid()).dataset.iloc[:n]
     start = time.perf_counter()
@@ -113,9 +117,10 @@ def run(n_materials: int | None = None, n_clusters: int | None = None, n_crystal
 
     n_materials = n_materials or (500 if quick() else 3000)
     n_clusters = n_clusters or (24 if quick() else 96)
-    from optabs.chemistry import cluster_chemistry, element_sets
+    from optabs.chemistry import element_sets
     from optabs.dataset import spectra_matrix
-    from optabs.interpret import compare_clusterings, ward_clusters
+    from optabs.failures import Failure, failures_frame
+    from optabs.interpret import cluster_chemistry, compare_clusterings, ward_clusters
     from optabs.report import build_report
 
     dataset, features, envs = synthetic(n_materials)
@@ -142,8 +147,8 @@ def run(n_materials: int | None = None, n_clusters: int | None = None, n_crystal
                                 "log10_alpha_pred": list(spectra + rng.normal(0, 0.1, spectra.shape))})
     metrics = {"n_train": int((split == "train").sum()), "n_val": int((split == "val").sum()),
                "n_test": int((split == "test").sum()), "alignn": {"mae": 0.08}, "mean_spectrum": {"mae": 0.5}}
-    failures = pd.DataFrame({"material_id": ["syn-x1", "syn-x2"], "stage": ["dft", "spectra"],
-                             "reason": ["SCF did not converge", "no onset"]})
+    failures = failures_frame([Failure("syn-x1", "dft", "scf", "SCF did not converge"),
+                               Failure("syn-x2", "spectra", "no_onset", "no onset")])
     with tempfile.TemporaryDirectory() as tmp:
         index = timed("report_s", lambda: build_report(
             Path(tmp) / "report", dataset=dataset, clusters=clusters, comparison=comparison, chemistry=chemistry,
@@ -162,7 +167,8 @@ def run(n_materials: int | None = None, n_clusters: int | None = None, n_crystal
         "goal_s": 60.0,
         "report_files": n_files,
         "report_mb": round(size_mb, 2),
-        "comparison": {k: {m: round(comparison[k][m], 4) for m in ("spectral_spread", "chemical_homogeneity", "coordination_agreement")}
+        "comparison": {k: {m: round(comparison[k][m], 4)
+                           for m in ("spectral_spread", "chemical_homogeneity", "coordination_agreement")}
                        for k in ("features", "spectra")},
         "crystalnn": time_crystalnn(n_crystalnn) if n_crystalnn else {"skipped": "n_crystalnn = 0"},
     }

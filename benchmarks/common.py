@@ -52,7 +52,7 @@ class Measured:
     def summary(self) -> dict:
         return {"wall_s": round(self.wall_s, 2), "peak_rss_mb": self.peak_rss_mb}
 
-    def check(self, what: str) -> "Measured":
+    def check(self, what: str) -> Measured:
         if self.returncode != 0:
             raise RuntimeError(f"{what} failed (exit {self.returncode}): {(self.stdout + self.stderr)[-3000:]}")
         return self
