@@ -350,7 +350,7 @@ def test_cached_ground_state_reused_and_corruption_named(mgo, demo, tmp_path):
 
 @pytest.mark.slow
 def test_falls_back_to_pbe_when_generation_fails(monkeypatch, tmp_path, setups_dir):
-    import optabs.dft.gpaw as engine_module
+    import optabs.dft.gpaw.engine as engine_module
 
     def refuse(elements, directory=None):
         raise SetupGenerationError("no parameters for Mg (test)")
@@ -368,7 +368,7 @@ def test_falls_back_to_pbe_when_generation_fails(monkeypatch, tmp_path, setups_d
 @pytest.mark.slow
 def test_missing_gllbsc_dataset_keeps_the_uncorrected_gap_and_says_so(monkeypatch, tmp_path, setups_dir):
     # gpaw-data ships no GLLB-SC dataset for La or Ce; pretend Mg has none either.
-    import optabs.dft.gpaw as engine_module
+    import optabs.dft.gpaw.engine as engine_module
 
     real = engine_module._has_dataset
     monkeypatch.setattr(engine_module, "_has_dataset", lambda el, xc: False if el == "Mg" else real(el, xc))
@@ -382,7 +382,7 @@ def test_missing_gllbsc_dataset_keeps_the_uncorrected_gap_and_says_so(monkeypatc
 
 def test_real_la_and_ce_have_no_gllbsc_dataset():
     # why the branch above exists: if gpaw-data starts shipping them, La2O3/CeO2 get GLLB-SC
-    from optabs.dft.gpaw import _has_dataset
+    from optabs.dft.gpaw.setups import _has_dataset
 
     assert _has_dataset("Mg", "GLLBSC") and _has_dataset("O", "GLLBSC")
     assert not _has_dataset("Ce", "GLLBSC")

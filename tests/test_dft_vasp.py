@@ -8,6 +8,7 @@ which these tests ignore), and ``tests/fake_vasp.py`` plays the VASP executable 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -130,10 +131,10 @@ def test_u_values_are_materials_projects(settings):
 
 
 def test_settings_from_config_and_validation():
-    s = VaspSettings.from_dict({"command": "srun -n 64 vasp_std", "nbands_factor": 2.5})
+    s = VaspSettings.from_config("dft.vasp", {"command": "srun -n 64 vasp_std", "nbands_factor": 2.5})
     assert s.command == ["srun", "-n", "64", "vasp_std"]
     with pytest.raises(ConfigError, match="nbands_facter"):
-        VaspSettings.from_dict({"nbands_facter": 3})
+        VaspSettings.from_config("dft.vasp", {"nbands_facter": 3})
     with pytest.raises(ConfigError, match="u_values"):
         VaspSettings(u_values={"Xx": 3.0})
     with pytest.raises(ConfigError, match="nbands_factor"):
@@ -185,8 +186,7 @@ def test_mgo_has_no_u(settings, tmp_path):
 
 @pytest.mark.parametrize("factor", [3.0, 2.5])
 def test_optics_inputs_published_settings(settings, tmp_path, factor):
-    settings.nbands_factor = factor
-    settings.cshift, settings.nedos, settings.kpoints_density = 0.1, 3001, 400.0
+    settings = dataclasses.replace(settings, nbands_factor=factor, cshift=0.1, nedos=3001, kpoints_density=400.0)
     write_optics_inputs(mgo(), settings, tmp_path, ispin=1)
     incar = incar_of(tmp_path)
     assert incar["LOPTICS"] is True
@@ -307,7 +307,7 @@ def test_full_run_mgo(settings, control, tmp_path):
 )
 def test_transient_error_fixed_by_handler(settings, control, tmp_path, error, handler, tag, before, after):
     control(errors={"relax": {"kind": error, "runs": 1}})
-    settings.nsc_dd = False
+    settings = dataclasses.replace(settings, nsc_dd=False)
     result = VaspEngine(settings).run("mp-1265", mgo(), tmp_path / "work")
 
     relax = tmp_path / "work" / "relax"
@@ -361,6 +361,6 @@ def test_truncated_vasprun_is_a_calculation_error(settings, control, tmp_path):
 
 
 def test_missing_vasp_command_is_a_config_error(settings, control, tmp_path):
-    settings.command = [str(tmp_path / "no-such-vasp_std")]
+    settings = dataclasses.replace(settings, command=[str(tmp_path / "no-such-vasp_std")])
     with pytest.raises(ConfigError, match="command"):
         VaspEngine(settings).run("mp-1265", mgo(), tmp_path / "work")

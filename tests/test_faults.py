@@ -41,7 +41,7 @@ def files_in(folder: Path) -> list[Path]:
 @pytest.fixture
 def corrupt_gpw(tmp_path):
     """A ground-state cache whose metadata matches the settings but whose gs.gpw is garbage."""
-    gpaw = pytest.importorskip("optabs.dft.gpaw", reason="GPAW is not installed")
+    gpaw = pytest.importorskip("optabs.dft.gpaw.cache", reason="GPAW is not installed")
     fingerprint = gpaw._fingerprint({"xc": "PBEsol", "ecut_ev": 400.0})
     work = tmp_path / "work"
     work.mkdir()

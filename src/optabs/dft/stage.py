@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from pymatgen.core import Structure
 
-from optabs.dft import CalculationError, DielectricResult, Engine, FailureRecord, write_result
+from optabs.dft.result import CalculationError, DielectricResult, Engine, FailureRecord, write_result
 from optabs.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -28,18 +28,17 @@ ENGINES = ("gpaw", "vasp")
 def make_engine(name: str, settings: dict[str, Any] | None) -> Engine:
     """The engine called ``name`` with its config section (``dft.gpaw`` or ``dft.vasp``).
 
-    Raises :class:`ConfigError` naming the key for an unknown engine or setting.
+    Raises :class:`ConfigError` naming the key for an unknown engine or setting: the message
+    starts with ``config key 'dft.<engine>'`` (``'dft.engine'`` for an unknown engine).
     """
-    settings = dict(settings or {})
     if name == "gpaw":
         from optabs.dft.gpaw import GpawEngine, GpawSettings
 
-        preset = settings.pop("preset", "demo")
-        return GpawEngine(GpawSettings.preset(preset, **settings))
+        return GpawEngine(GpawSettings.from_config("dft.gpaw", settings))
     if name == "vasp":
         from optabs.dft.vasp import VaspEngine, VaspSettings
 
-        return VaspEngine(VaspSettings.from_dict(settings))
+        return VaspEngine(VaspSettings.from_config("dft.vasp", settings))
     raise ConfigError(f"config key 'dft.engine': unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 
@@ -49,6 +48,7 @@ def structure_digest(structure_json: str) -> str:
 
 
 def kept_structure(kept_path: str | Path, material_id: str) -> Structure:
+    """The structure of ``material_id`` in the kept-structures table ``kept_path``."""
     table = pd.read_parquet(kept_path, columns=["material_id", "structure"])
     rows = table.loc[table.material_id == material_id, "structure"]
     if rows.empty:
@@ -72,12 +72,13 @@ def run_material(
     start = time.monotonic()
     try:
         structure = kept_structure(kept_path, material_id)
-        outcome: DielectricResult | FailureRecord = engine.run(material_id, structure, workdir)
+        result = engine.run(material_id, structure, workdir)
         log.info(
             "%s: %s gap %.3f eV, corrected %.3f eV (%s), %.1f s",
-            material_id, engine_name, outcome.dft_gap_ev, outcome.corrected_gap_ev, outcome.gap_method,
+            material_id, engine_name, result.dft_gap_ev, result.corrected_gap_ev, result.gap_method,
             time.monotonic() - start,
         )
+        outcome: DielectricResult | FailureRecord = result
     except CalculationError as exc:
         log.error("%s failed: %s", material_id, exc)
         outcome = FailureRecord(

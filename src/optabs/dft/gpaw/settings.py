@@ -1,0 +1,140 @@
+"""Settings of the GPAW engine (:class:`GpawSettings`) and the process environment it wants.
+
+Imports without gpaw: the Snakefile checks settings and builds job environments from here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from optabs.config import Settings
+from optabs.errors import ConfigError
+
+ENGINE_NAME = "gpaw"
+
+#: Environment for one GPAW process (see :mod:`optabs.dft.gpaw` on threads).
+THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+_GAP_METHODS = ("GLLB-SC", "none")
+_XCS = ("PBEsol", "PBE")
+_BROADENINGS = ("gaussian", "lorentzian")
+
+
+def single_thread_env() -> dict[str, str]:
+    """Environment variables for a GPAW process (one BLAS/OpenMP thread); merge into the rule's env."""
+    return dict(THREAD_ENV)
+
+
+def default_setups_dir() -> Path:
+    """Where generated PBEsol datasets live unless ``GpawSettings.setups_dir`` says otherwise.
+
+    ``$OPTABS_GPAW_SETUPS`` if set, else ``~/.cache/optabs/gpaw-setups``.
+    """
+    env = os.environ.get("OPTABS_GPAW_SETUPS")
+    return Path(env) if env else Path.home() / ".cache" / "optabs" / "gpaw-setups"
+
+
+@dataclass(frozen=True)
+class GpawSettings(Settings):
+    """Every knob of the GPAW chain. Energies in eV, k-point densities in points per Å⁻¹.
+
+    k-point density follows ASE's ``kptdensity2monkhorstpack``: along reciprocal vector b_i
+    (|b_i| = 2π/d_i, in Å⁻¹) the grid has ``ceil(kdensity * |b_i|)`` points (at least 1); the
+    non-self-consistent grid is rounded up to even so that the Monkhorst-Pack grid misses Γ.
+    MgO (a = 4.212 Å, |b| = 2.58 Å⁻¹): density 2.0 -> 6x6x6, 3.0 -> 8x8x8.
+
+    Empty bands for the optics step: ``max(empty_bands_per_atom * atoms, volume / volume_per_empty_band_a3)``
+    above the occupied ones (one per 3 Å³: reaching 15 eV above the VBM took one empty band per
+    4.7 Å³ in MgO, 4.6 in CdSe, 3.6 in ZnS and 3.4 in BaS, so one per 4 Å³ would mean a second
+    optics step for the last two); the lowest energy of the highest converged band must lie at least
+    ``min_band_top_ev`` above the valence-band maximum, else the band count grows
+    (:func:`more_empty_bands`), at most ``max_band_retries`` times, and then the material fails:
+    a spectrum silently missing transitions below its top energy would be wrong, not just less
+    precise. Transitions above the top still add to ε1 at low energy (ε1(0) of MgO: 3.20 with 6
+    empty bands, top 20 eV above the VBM; 3.21 with 7, the demo count; 3.28 with 16), hence the
+    larger margin of "converged".
+
+    Presets (:attr:`PRESETS`; ``GpawSettings.preset(name, **overrides)``, where overrides replace
+    single fields):
+
+    - ``"demo"``: PW 400 eV, ground-state k-density 2.0 (Γ-centred), optics 2.2 (shifted),
+      response cutoff 10 eV, broadening 0.15 eV. For tests, laptops and screening: 10-90 s
+      per cell of up to 6 atoms on one core (La2O3, with its f bands, 133 s); gaps within
+      ~0.2 eV of converged (MgO 4.59 vs 4.78 eV PBE at 800 eV), ε1(0) within a few %. The
+      optics k-density was 3.0 until measured CPU times showed the optics step dominating:
+      2.2 halves MgO (20.8 -> 10.4 s of CPU with the cheaper ground state too) and cuts ZnO
+      from 90 to 58 s, while ε1(0) moves by < 2.5 % (MgO 3.21 -> 3.26, BaS 5.69 -> 5.63,
+      ZnO 5.40 -> 5.28) and the gaps, taken from the Γ-centred ground state, not at all. The
+      optics bands are converged to a residual of 1e-4 eV² per electron instead of GPAW's 4e-8
+      (``nscf_eigenstates``): ZnS (wurtzite) optics 55 -> 40 s, ε1 and ε2 change by < 1e-5 (1e-6: 48 s, 1e-5: 45 s).
+    - ``"converged"``: PW 800 eV, k-densities 3.5 / 5.0, 6 empty bands per atom and the highest
+      band at least 25 eV above the VBM. For production spectra on a cluster; several times
+      the cost of "demo". (ZnS: ε1(0) and the gap change by < 0.01 from 8^3 to 12^3 optics
+      k-points and from 400 to 800 eV; the MgO gap moves by 0.2 eV from 400 to 800 eV.)
+    """
+
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "demo": dict(ecut_ev=400.0, kdensity_gs=2.0, kdensity_nscf=2.2, nscf_eigenstates=1e-4),
+        "converged": dict(
+            ecut_ev=800.0, kdensity_gs=3.5, kdensity_nscf=5.0, empty_bands_per_atom=6.0, min_band_top_ev=25.0
+        ),
+    }
+    DEFAULT_PRESET: ClassVar[str | None] = "demo"
+    PRESET_FIELD: ClassVar[str | None] = "preset_name"
+    NAME: ClassVar[str] = "GPAW"
+
+    preset_name: str = "custom"
+    xc: str = "PBEsol"
+    ecut_ev: float = 400.0
+    kdensity_gs: float = 2.0
+    kdensity_nscf: float = 3.0
+    smearing_ev: float = 0.01  # Fermi-Dirac width of the ground state
+    convergence_bands: str = "CBM+1"  # GPAW: converge bands up to CBM + 1 eV
+    maxiter: int | None = None  # SCF iterations; None = GPAW's default
+    empty_bands_per_atom: float = 3.0
+    volume_per_empty_band_a3: float = 3.0
+    min_band_top_ev: float = 15.0  # highest band must start this far above the VBM
+    max_band_retries: int = 2
+    nscf_eigenstates: float | None = None  # optics-step tolerance (eV^2 per electron); None = GPAW's 4e-8
+    response_ecut_ev: float = 10.0  # plane-wave cutoff of the response function
+    eta_ev: float = 0.15  # broadening: Gaussian σ ("gaussian") or Lorentzian η ("lorentzian")
+    broadening: str = "gaussian"
+    domega0_ev: float = 0.05  # frequency spacing at ω = 0 of GPAW's non-linear grid
+    omega2_ev: float = 10.0  # frequency at which that spacing has doubled (GPAW's default)
+    off_diagonal: bool = True  # compute xy yz xz from three more directions
+    gap_method: str = "GLLB-SC"
+    gllbsc_smearing_ev: float = 0.01
+    setups_dir: str | None = None  # generated PBEsol datasets; None = default_setups_dir()
+    threads: int = 1  # BLAS threads inside the process
+    keep_wavefunctions: bool = False  # keep nscf.gpw (wave functions) after success
+
+    def __post_init__(self) -> None:
+        if self.xc not in _XCS:
+            raise ConfigError(f"GpawSettings.xc must be one of {_XCS}, got {self.xc!r}")
+        if self.gap_method not in _GAP_METHODS:
+            raise ConfigError(f"GpawSettings.gap_method must be one of {_GAP_METHODS}, got {self.gap_method!r}")
+        if self.broadening not in _BROADENINGS:
+            raise ConfigError(f"GpawSettings.broadening must be one of {_BROADENINGS}, got {self.broadening!r}")
+        for name in (
+            "ecut_ev", "kdensity_gs", "kdensity_nscf", "smearing_ev", "empty_bands_per_atom",
+            "volume_per_empty_band_a3", "min_band_top_ev", "response_ecut_ev", "eta_ev",
+            "domega0_ev", "omega2_ev", "gllbsc_smearing_ev",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"GpawSettings.{name} must be a positive number, got {value!r}")
+        if self.maxiter is not None and self.maxiter < 1:
+            raise ConfigError(f"GpawSettings.maxiter must be >= 1 or None, got {self.maxiter!r}")
+        if self.nscf_eigenstates is not None and not self.nscf_eigenstates > 0:
+            raise ConfigError(f"GpawSettings.nscf_eigenstates must be > 0 or None, got {self.nscf_eigenstates!r}")
+        if self.max_band_retries < 0 or self.threads < 1:
+            raise ConfigError("GpawSettings.max_band_retries must be >= 0 and threads >= 1")
+
+    def resolved_setups_dir(self) -> Path:
+        """The folder of generated PBEsol datasets: ``setups_dir`` or :func:`default_setups_dir`."""
+        return Path(self.setups_dir) if self.setups_dir else default_setups_dir()

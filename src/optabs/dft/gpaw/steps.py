@@ -1,0 +1,265 @@
+"""The GPAW steps of the chain: ground state, optics bands, dielectric function, GLLB-SC gap.
+
+Each step writes its GPAW text log and turns whatever GPAW raises into a
+:class:`GpawCalculationError` naming that log (:func:`_step`). gpaw is imported lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from optabs.dft.gpaw.broadening import TENSOR_DIRECTIONS, UNBROADENED_ETA_EV, gaussian_broadening, tensor_from_directions
+from optabs.dft.gpaw.cache import _fingerprint, _load_cached_gpw, _store_gpw
+from optabs.dft.gpaw.errors import GpawCalculationError
+from optabs.dft.gpaw.paw_transform import direct_paw_transforms
+from optabs.dft.gpaw.settings import GpawSettings
+from optabs.dft.gpaw.setups import dataset_valence, find_dataset
+from optabs.dft.gpaw.structure import BandEdges, _eigenvalues, _n_occupied, band_edges, merge_edges, more_empty_bands
+from optabs.dft.result import CalculationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ase import Atoms
+
+
+def _valence_electrons(atoms: Atoms, xc: str) -> float:
+    """Valence electrons of ``atoms`` with the datasets GPAW will use for ``xc``."""
+    symbols = atoms.get_chemical_symbols()
+    per_element = {el: dataset_valence(find_dataset(el, xc)) for el in set(symbols)}
+    return sum(per_element[el] for el in symbols)
+
+
+def _scf(
+    atoms: Atoms,
+    *,
+    xc: str,
+    ecut_ev: float,
+    kpts: tuple[int, int, int],
+    gamma: bool,
+    smearing_ev: float,
+    convergence_bands: str,
+    maxiter: int | None,
+    txt: Path,
+    setups: Any = "paw",
+) -> Any:
+    """Run a self-consistent GPAW ground state; returns the converged calculator.
+
+    The band count is explicit, occupied + max(8, 1.5 per atom): GPAW's default can be too small
+    for ``convergence={'bands': 'CBM+1'}`` when many bands crowd the conduction-band minimum (Ba 5d
+    in BaS), and the cycle then never converges ("Not enough bands for CBM+1" in the log); if that
+    still happens, the empty bands are doubled, twice at most.
+    """
+    from gpaw import GPAW, PW, ConvergenceError, FermiDirac
+
+    dataset_xc = "PBE" if setups != "paw" else xc  # the setup check runs tagged PBE datasets
+    n_occupied = math.ceil(_valence_electrons(atoms, dataset_xc) / 2)
+    n_empty = max(8, math.ceil(1.5 * len(atoms)))
+    for attempt in range(3):
+        kwargs: dict[str, Any] = dict(
+            mode=PW(ecut_ev),
+            xc=xc,
+            kpts={"size": kpts, "gamma": gamma},
+            nbands=n_occupied + n_empty,
+            occupations=FermiDirac(smearing_ev),
+            convergence={"bands": convergence_bands},
+            setups=setups,
+            txt=str(txt),
+        )
+        if maxiter is not None:
+            kwargs["maxiter"] = maxiter
+        calc = GPAW(**kwargs)
+        run_atoms = atoms.copy()
+        run_atoms.calc = calc
+        try:
+            run_atoms.get_potential_energy()
+            return calc
+        except ConvergenceError:
+            too_few = "Not enough bands" in txt.read_text(errors="replace") if txt.exists() else False
+            if not too_few or attempt == 2:
+                raise
+            n_empty *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _step(material_id: str, stage: str, log_path: Path) -> Iterator[None]:
+    """Turn anything GPAW raises during ``stage`` into a GpawCalculationError naming the log."""
+    from gpaw import ConvergenceError
+
+    try:
+        yield
+    except CalculationError:
+        raise
+    except ConvergenceError as exc:
+        raise GpawCalculationError(
+            f"{material_id}: {stage}: the self-consistent cycle did not converge ({type(exc).__name__}); "
+            f"see {log_path}",
+            log_path,
+            stage,
+        ) from exc
+    except Exception as exc:
+        raise GpawCalculationError(
+            f"{material_id}: {stage} failed: {type(exc).__name__}: {exc}; see {log_path}", log_path, stage
+        ) from exc
+
+
+@dataclass
+class _GroundState:
+    """The converged ground state: its calculator, total energy, occupied bands and band edges."""
+
+    calc: Any
+    total_energy_ev: float
+    n_occupied: int
+    edges: BandEdges
+    from_cache: bool
+
+    @property
+    def metallic(self) -> bool:
+        """No band gap in this functional (VBM >= CBM)."""
+        return self.edges.gap <= 0
+
+
+def _ground_state(
+    material_id: str, atoms: Atoms, xc: str, s: GpawSettings, kpts: tuple[int, int, int], key: dict[str, Any],
+    gpw: Path, log: Path,
+) -> _GroundState:
+    """Self-consistent ground state on the Γ-centred grid ``kpts``, read from ``gpw`` when cached with ``key``."""
+    gs_key = _fingerprint(key)
+    gs = _load_cached_gpw(material_id, gpw, gs_key, "ground_state")
+    gs_cached = gs is not None
+    with _step(material_id, "ground_state", log):
+        if gs is None:
+            gs = _scf(
+                atoms, xc=xc, ecut_ev=s.ecut_ev, kpts=kpts, gamma=True, smearing_ev=s.smearing_ev,
+                convergence_bands=s.convergence_bands, maxiter=s.maxiter, txt=log,
+            )
+            _store_gpw(gs, gpw, gs_key)
+        total_energy = float(gs.get_potential_energy())
+        n_occ = _n_occupied(material_id, gs, log)
+        edges_gs = band_edges(_eigenvalues(gs), n_occ)
+    return _GroundState(gs, total_energy, n_occ, edges_gs, gs_cached)
+
+
+@dataclass
+class _OpticsBands:
+    """The non-self-consistent optics bands: their gpw file, count, and the band edges they give."""
+
+    gpw: Path
+    nbands: int
+    edges_nscf: BandEdges  # on the optics grid alone
+    edges: BandEdges  # over the ground-state and optics grids
+    band_top_ev: float  # lowest energy of the highest converged band above the VBM
+    attempts: list[dict[str, float]]
+
+
+def _optics_bands(
+    material_id: str, atoms: Atoms, gs: _GroundState, s: GpawSettings, kpts: tuple[int, int, int],
+    key: dict[str, Any], gpw: Path, log: Path,
+) -> _OpticsBands:
+    """Bands at fixed density on the shifted grid ``kpts``, more of them until the top is high enough."""
+    n_empty = math.ceil(max(s.empty_bands_per_atom * len(atoms), atoms.get_volume() / s.volume_per_empty_band_a3))
+    band_attempts: list[dict[str, float]] = []
+    for _attempt in range(s.max_band_retries + 1):
+        nbands = gs.n_occupied + n_empty
+        nscf_convergence: dict[str, Any] = {"bands": nbands}
+        if s.nscf_eigenstates is not None:
+            nscf_convergence["eigenstates"] = s.nscf_eigenstates
+        extra = max(4, math.ceil(0.1 * nbands))  # unconverged buffer bands above the converged ones
+        nscf_key = _fingerprint(
+            {**key, "kpts_nscf": kpts, "nbands": nbands, "extra": extra, "eigenstates": s.nscf_eigenstates}
+        )
+        nscf = _load_cached_gpw(material_id, gpw, nscf_key, "nscf")
+        with _step(material_id, "nscf", log):
+            if nscf is None:
+                nscf = gs.calc.fixed_density(
+                    kpts={"size": kpts, "gamma": False},
+                    nbands=nbands + extra,
+                    convergence=nscf_convergence,
+                    txt=str(log),
+                )
+                _store_gpw(nscf, gpw, nscf_key, mode="all")
+            eig_nscf = _eigenvalues(nscf)
+        edges_nscf = band_edges(eig_nscf, gs.n_occupied)
+        edges = merge_edges(gs.edges, edges_nscf)
+        band_top_ev = float(eig_nscf[:, nbands - 1].min() - edges.vbm)
+        band_attempts.append({"nbands": nbands, "band_top_above_vbm_ev": band_top_ev})
+        if band_top_ev >= s.min_band_top_ev:
+            break
+        n_empty = more_empty_bands(n_empty, edges.cbm - edges.vbm, band_top_ev, s.min_band_top_ev)
+    else:
+        raise GpawCalculationError(
+            f"{material_id}: with {nbands} bands the highest band starts only {band_top_ev:.1f} eV above "
+            f"the VBM (< {s.min_band_top_ev} eV) after {s.max_band_retries} increases; raise "
+            "empty_bands_per_atom or lower min_band_top_ev",
+            log,
+            "nscf",
+        )
+    return _OpticsBands(gpw, nbands, edges_nscf, edges, band_top_ev, band_attempts)
+
+
+@dataclass
+class _Dielectric:
+    energy_ev: np.ndarray
+    eps: np.ndarray  # (N, 6) complex
+    omegamax_ev: float
+
+
+def _dielectric(material_id: str, gpw: Path, nbands: int, s: GpawSettings, log: Path) -> _Dielectric:
+    from gpaw.response.df import DielectricFunction
+
+    eta = UNBROADENED_ETA_EV if s.broadening == "gaussian" else s.eta_ev
+    with _step(material_id, "dielectric", log), direct_paw_transforms():
+        df = DielectricFunction(
+            str(gpw),
+            # a fresh dict: GPAW writes the default upper limit (omegamax) into it
+            frequencies={"type": "nonlinear", "domega0": s.domega0_ev, "omega2": s.omega2_ev},
+            eta=eta,
+            ecut=s.response_ecut_ev,
+            nbands=nbands,
+            intraband=False,
+            hilbert=True,
+            txt=str(log),
+        )
+        names = list(TENSOR_DIRECTIONS) if s.off_diagonal else ["x", "y", "z"]
+        eps_d = {}
+        for name in names:
+            # (without local-field effects, with them); the IP tensor is the first
+            eps_no_lfe, _ = df.get_dielectric_function(direction=list(TENSOR_DIRECTIONS[name]), filename=None)
+            eps_d[name] = np.asarray(eps_no_lfe, dtype=complex)
+        energy = np.asarray(df.get_frequencies(), dtype=float)
+    if s.broadening == "gaussian":
+        # before assembling: each directional ε tends to 1 at high energy, as the broadening assumes
+        eps_d = {name: gaussian_broadening(energy, eps, s.eta_ev) for name, eps in eps_d.items()}
+    tensor = tensor_from_directions(eps_d, s.off_diagonal)
+    if energy[-1] < 15.0:
+        raise GpawCalculationError(
+            f"{material_id}: the frequency grid ends at {energy[-1]:.1f} eV < 15 eV; too few bands", log, "dielectric"
+        )
+    return _Dielectric(energy_ev=energy, eps=tensor, omegamax_ev=float(energy[-1]))
+
+
+def _gllbsc_gap(material_id: str, atoms: Atoms, s: GpawSettings, kpts: tuple[int, int, int], log: Path) -> dict:
+    """GLLB-SC gap: Kohn-Sham gap + derivative discontinuity (GPAW's documented procedure)."""
+    with _step(material_id, "gllbsc", log):
+        calc = _scf(
+            atoms, xc="GLLBSC", ecut_ev=s.ecut_ev, kpts=kpts, gamma=True, smearing_ev=s.gllbsc_smearing_ev,
+            convergence_bands=s.convergence_bands, maxiter=s.maxiter, txt=log,
+        )
+        response = calc.hamiltonian.xc.response
+        homo, lumo = calc.get_homo_lumo()
+        dxc_pot = response.calculate_discontinuity_potential(homo, lumo)
+        ks_gap, dxc = response.calculate_discontinuity(dxc_pot)
+    return {
+        "ks_gap_ev": float(ks_gap),
+        "discontinuity_ev": float(dxc),
+        "gap_ev": float(ks_gap + dxc),
+        "kpts": list(kpts),
+        "ecut_ev": s.ecut_ev,
+        "smearing_ev": s.gllbsc_smearing_ev,
+    }

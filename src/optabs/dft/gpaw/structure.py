@@ -1,0 +1,120 @@
+"""From a pymatgen structure to GPAW's inputs and back: atoms, k-point grids and band edges."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from optabs.dft.gpaw.errors import GpawCalculationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ase import Atoms
+    from pymatgen.core import Structure
+
+
+def structure_to_atoms(material_id: str, structure: Structure) -> Atoms:
+    """ASE Atoms of an ordered pymatgen Structure: species, positions, cell only.
+
+    Site properties (magnetic moments, charges) are dropped on purpose: the chain is spin-paired
+    and neutral. Raises :class:`GpawCalculationError` for disordered or overlapping structures.
+    """
+    from ase import Atoms
+
+    if len(structure) == 0:
+        raise GpawCalculationError(f"{material_id}: empty structure", stage="structure")
+    if not structure.is_ordered:
+        raise GpawCalculationError(
+            f"{material_id}: disordered structure (partial occupancies); order it before the dft stage",
+            stage="structure",
+        )
+    if len(structure) > 1:
+        dist = structure.distance_matrix + np.eye(len(structure)) * 1e9
+        if dist.min() < 0.5:
+            raise GpawCalculationError(
+                f"{material_id}: atoms closer than 0.5 Å ({dist.min():.3f} Å); the structure is broken",
+                stage="structure",
+            )
+    if structure.volume <= 0:
+        raise GpawCalculationError(f"{material_id}: non-positive cell volume", stage="structure")
+    symbols = [site.specie.symbol for site in structure]
+    atoms = Atoms(symbols=symbols, scaled_positions=structure.frac_coords, cell=structure.lattice.matrix, pbc=True)
+    # Rotate to ASE's standard (lower-triangular, a along x) orientation: GPAW's text-log drawing
+    # of the cell fails with "negative dimensions" for some rotated cells (BaSnO3's spglib
+    # primitive cell). A rigid rotation changes no energy or gap; the tensor components are then
+    # in this frame (the isotropic average used downstream is invariant).
+    standard, _ = atoms.cell.standard_form()
+    atoms.set_cell(standard, scale_atoms=True)
+    if atoms.cell.handedness < 0:  # keep a right-handed cell
+        atoms.set_cell(-atoms.cell, scale_atoms=True)
+    return atoms
+
+
+def kpoint_grid(atoms: Atoms, density: float, even: bool = False) -> tuple[int, int, int]:
+    """Monkhorst-Pack grid size for ``density`` k-points per Å⁻¹ (ASE's convention, see GpawSettings)."""
+    from ase.calculators.calculator import kptdensity2monkhorstpack
+
+    n1, n2, n3 = (int(n) for n in kptdensity2monkhorstpack(atoms, kptdensity=density, even=even))
+    return n1, n2, n3
+
+
+@dataclass
+class BandEdges:
+    """Band edges (eV, GPAW's absolute scale) from eigenvalues on one or more k-grids."""
+
+    vbm: float
+    cbm: float
+    direct_gap: float
+
+    @property
+    def gap(self) -> float:
+        """CBM - VBM (eV); negative or 0 for a metal."""
+        return self.cbm - self.vbm
+
+
+def band_edges(eig_kn: np.ndarray, n_occupied: int) -> BandEdges:
+    """Edges of eigenvalues ``eig_kn`` (k-points, bands; eV) with ``n_occupied`` filled bands."""
+    occ, unocc = eig_kn[:, n_occupied - 1], eig_kn[:, n_occupied]
+    return BandEdges(vbm=float(occ.max()), cbm=float(unocc.min()), direct_gap=float((unocc - occ).min()))
+
+
+def merge_edges(*edges: BandEdges) -> BandEdges:
+    """Edges over the union of several k-grids computed with the same density."""
+    return BandEdges(
+        vbm=max(e.vbm for e in edges), cbm=min(e.cbm for e in edges), direct_gap=min(e.direct_gap for e in edges)
+    )
+
+
+def more_empty_bands(n_empty: int, gap_ev: float, top_ev: float, target_ev: float) -> int:
+    """Empty-band count expected to reach ``target_ev`` above the VBM when ``n_empty`` reached ``top_ev``.
+
+    Free-electron-like counting above the conduction-band minimum, N(E) ∝ (E - CBM)^(3/2), plus
+    10 %, and at least 1.5x the old count: one retry usually suffices.
+    """
+    ratio = ((target_ev - gap_ev) / max(top_ev - gap_ev, 1e-3)) ** 1.5
+    return max(math.ceil(1.5 * n_empty), math.ceil(1.1 * n_empty * ratio))
+
+
+def _eigenvalues(calc: Any) -> np.ndarray:
+    """(k-points, bands) eigenvalues in eV of a spin-paired calculation."""
+    nk = len(calc.get_ibz_k_points())
+    return np.array([calc.get_eigenvalues(kpt=k, spin=0) for k in range(nk)])
+
+
+def _n_occupied(material_id: str, calc: Any, log: Path) -> int:
+    """Occupied bands of a spin-paired calculation; raises for spin polarisation or an odd electron count."""
+    if calc.get_number_of_spins() != 1:
+        raise GpawCalculationError(f"{material_id}: spin-polarised calculations are not supported", log, "ground_state")
+    n_electrons = calc.get_number_of_electrons()
+    n_pairs = n_electrons / 2
+    if abs(n_pairs - round(n_pairs)) > 1e-6:
+        raise GpawCalculationError(
+            f"{material_id}: odd number of valence electrons ({n_electrons:g}); the spin-paired chain "
+            "cannot describe it (a metal or a magnetic system)",
+            log,
+            "ground_state",
+        )
+    return int(round(n_pairs))
