@@ -33,7 +33,7 @@ test: $(STAMP) lint-code
 # ruff (style, imports, docstrings of the public API), mypy, and the import-layer contract
 # (pyproject.toml [tool.importlinter]: imports run core -> science -> stages -> report -> cli).
 lint-code: $(STAMP)
-	$(VENV)/bin/ruff check src scripts
+	$(VENV)/bin/ruff check src scripts tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SHARED_DATA = SHARED / "data" / "oxide-surrogate"
 VASP_DATA = REPO / "tests" / "data" / "vasp"
-FAKE_VASP = REPO / "tests" / "fake_vasp.py"
+FAKE_VASP = REPO / "tests" / "fakes" / "fake_vasp.py"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "resources", "config.yaml", "configs", "profiles", "envs")
 
@@ -77,7 +77,7 @@ def fake_potcars(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def browser():
     """Headless Chromium through selenium (skips with the reason if it cannot be had)."""
-    from browser import start_browser
+    from fakes.browser import start_browser
 
     driver = start_browser()
     yield driver
@@ -96,7 +96,7 @@ def write_catalog_subset(path: Path, ids) -> None:
 
 def stand_in_vasp_config(workflow_dir: Path, fake_potcars: Path, ids, control: dict | None = None,
                          **extra) -> dict[str, str]:
-    """Point ``workflow_dir`` at the stand-in VASP (tests/fake_vasp.py) for catalog entries ``ids``.
+    """Point ``workflow_dir`` at the stand-in VASP (tests/fakes/fake_vasp.py) for catalog entries ``ids``.
 
     Writes small.yaml (the entries), fake_control.json (``control``: errors, per-material
     models, sleeps) and test.yaml (the VASP engine config plus ``extra`` top-level keys);

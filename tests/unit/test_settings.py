@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from optabs.chemistry import EnvironmentSettings
 from optabs.config import Settings
 from optabs.dataset.curation import Curation
 from optabs.errors import ConfigError
@@ -11,7 +12,6 @@ from optabs.filters import FilterSettings
 from optabs.grid import Grid
 from optabs.interpret.settings import InterpretSettings
 from optabs.structures.mp import MPQuery
-from optabs.chemistry import EnvironmentSettings
 
 
 def settings_classes() -> list[type]:

@@ -4,6 +4,7 @@ embeddings. Tiny tests use ten real small structures with synthetic spectra on a
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import numpy as np
@@ -286,7 +287,23 @@ def test_a_corrupt_checkpoint_is_an_input_error_naming_the_file(tmp_path):
         load_model(path)
 
 
-def test_checkpoint_stores_its_grid_and_predict_needs_no_grid_options(dataset, graphs, trained, tmp_path, capsys):
+@pytest.fixture
+def restore_logging():
+    """``optabs.cli.main`` configures logging for a command-line run (root handlers, third-party
+    levels); put it back so later tests see the logging they set up themselves."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    others = {name: logging.getLogger(name).level for name in ("urllib3", "requests", "mp_api", "matplotlib")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in others.items():
+        logging.getLogger(name).setLevel(old)
+    logging.captureWarnings(False)
+
+
+def test_checkpoint_stores_its_grid_and_predict_needs_no_grid_options(dataset, graphs, trained, tmp_path, capsys,
+                                                                       restore_logging):
     grid = Grid(e_min_ev=0.5, e_max_ev=10.0, n_points=GRID.n_points, onset_threshold=3.0)  # not the default grid
     result = train(dataset, graphs, tiny_settings(epochs=1), tmp_path / "model", grid=grid)
     payload = load_checkpoint(result.checkpoint)

@@ -20,8 +20,7 @@ from pymatgen.core import Lattice, Structure
 
 from conftest import REPO, snakemake
 from optabs.config import coerce_cli_strings, load_schema
-from optabs.dft import FailureRecord, read_result
-from optabs.dft import stage
+from optabs.dft import FailureRecord, read_result, stage
 from optabs.errors import InputError
 from optabs.io import write_parquet
 from optabs.structures import Candidate, candidates_to_frame

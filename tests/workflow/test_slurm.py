@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from conftest import REPO, SNAKEMAKE, copy_workflow, stand_in_vasp_config, write_catalog_subset
-from slurm_cluster import SlurmUnavailable, slurm_cluster as start_slurm_cluster
+from fakes.slurm_cluster import SlurmUnavailable
+from fakes.slurm_cluster import slurm_cluster as start_slurm_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 

@@ -1,4 +1,4 @@
-"""The Materials Project source against a loopback fake of the API (tests/mp_server.py).
+"""The Materials Project source against a loopback fake of the API (tests/fakes/mp_server.py).
 
 Nothing here may reach the internet: an autouse fixture refuses every connection that is not to
 127.0.0.1 and fails the test that tried.
@@ -11,10 +11,10 @@ import logging
 import socket
 
 import pytest
-from mp_server import SUMMARY_PATH, FakeMPServer, default_documents, extra_oxides
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from fakes.mp_server import SUMMARY_PATH, FakeMPServer, default_documents, extra_oxides
 from optabs.errors import ConfigError, InputError, SourceError
 from optabs.structures import candidates_to_frame
 from optabs.structures.mp import (

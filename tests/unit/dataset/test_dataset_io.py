@@ -6,15 +6,16 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from optabs.dataset import DATASET_COLUMNS, export_alignn, import_alignn, material_id_from_poscar_name
+from optabs.errors import InputError
 from optabs.grid import Grid
 from optabs.spectra import onset_energies
 
+GRID = Grid(n_points=151, e_max_ev=15.0)
+
 
 def onsets(grid: Grid, spectra: np.ndarray) -> np.ndarray:
+    """Onset energies (eV) of (M, N) spectra on ``grid``."""
     return onset_energies(grid.energy_ev, np.atleast_2d(spectra), grid.onset_threshold)
-from optabs.errors import InputError
-
-GRID = Grid(n_points=151, e_max_ev=15.0)
 
 
 def step_spectrum(onset_ev: float, grid: Grid = GRID) -> np.ndarray:

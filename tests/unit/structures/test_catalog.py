@@ -23,7 +23,7 @@ from optabs.ids import MATERIAL_ID_PATTERN
 from optabs.structures import Candidate
 from optabs.structures.catalog import load_catalog
 
-CATALOG = Path(__file__).resolve().parents[1] / "resources" / "catalog.yaml"
+CATALOG = Path(__file__).resolve().parents[3] / "resources" / "catalog.yaml"
 ANIONS = {"O", "S", "Se"}
 REJECTS = {"MgOH2-brucite", "NiO-rocksalt", "Nd2O3-hexagonal"}
 

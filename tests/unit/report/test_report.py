@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from browser import ALL_IMAGES_LOADED
+from fakes.browser import ALL_IMAGES_LOADED
 from optabs.chemistry import MATERIAL_ENV_COLUMNS, dominant_environment, element_sets
 from optabs.dataset import DATASET_COLUMNS, spectra_matrix
 from optabs.errors import InputError
@@ -30,7 +30,7 @@ from optabs.plots import (
 from optabs.report import build_report, report_stage
 from optabs.spectra import onset_energies
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "test-artifacts"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

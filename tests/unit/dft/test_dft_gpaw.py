@@ -401,7 +401,7 @@ def test_a_metal_gets_an_interband_spectrum_with_gap_zero(tmp_path, setups_dir):
 
 
 @pytest.mark.parametrize("l", [0, 1, 3, 6])
-def test_rescaled_bessel_transform_matches_the_gaussian_closed_form(l):
+def test_rescaled_bessel_transform_matches_the_gaussian_closed_form(l):  # noqa: E741 (l: the angular momentum)
     # ∫0^∞ r^(l+2) exp(-r²) j_l(kr) dr = sqrt(π) k^l exp(-k²/4) / 2^(l+2), so for f = r^l exp(-r²)
     # the rescaled transform 4π/k^l ∫ r² j_l(kr) f dr is 4π sqrt(π) exp(-k²/4) / 2^(l+2), k = 0 included.
     from optabs.dft.gpaw import rescaled_bessel_transform

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from browser import check_report
 from conftest import REPO, snakemake
+from fakes.browser import check_report
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = REPO / "test-artifacts"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import snakemake
-from mp_server import FakeMPServer, default_documents
+from fakes.mp_server import FakeMPServer, default_documents
 from optabs.filters import DEFAULT_EXCLUDED
 
 FAKE_KEY = "wfTESTkey0123456789abcdefABCDEF9"  # 32 characters, as mp-api requires

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SBIN = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("munge", "unmunge", "sbatch", "squeue", "scontrol", "sinfo", "scancel", "srun")

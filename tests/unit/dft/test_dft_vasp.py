@@ -2,7 +2,7 @@
 
 No VASP and no VASP POTCARs are needed: ``fake_potcars`` writes a POTCAR library of fakes from
 ``tests/data/vasp/POTCAR.template`` (pymatgen parses them; it warns that it does not know them,
-which these tests ignore), and ``tests/fake_vasp.py`` plays the VASP executable through
+which these tests ignore), and ``tests/fakes/fake_vasp.py`` plays the VASP executable through
 ``VaspSettings.command``.
 """
 
@@ -47,8 +47,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pymatgen.io.vasp.outputs.UnconvergedVASPWarning"),
 ]
 
-DATA = Path(__file__).parent / "data" / "vasp"
-FAKE_VASP = Path(__file__).parent / "fake_vasp.py"
+DATA = Path(__file__).resolve().parents[2] / "data" / "vasp"
+FAKE_VASP = Path(__file__).resolve().parents[2] / "fakes" / "fake_vasp.py"
 # fake_vasp.py defaults: PBEsol gap 4.5 eV, eps_inf 3.0, hybrid gap opening 9 eV x AEXX
 FAKE_GAP, FAKE_EPS_INF, FAKE_HYBRID_PER_AEXX = 4.5, 3.0, 9.0
 
