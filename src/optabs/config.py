@@ -7,6 +7,7 @@ validates a whole workflow config against its JSON schema.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -93,6 +94,47 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain data (what a result or checkpoint records)."""
         return dataclasses.asdict(self)
+
+    # One dialect for value checks in ``__post_init__``: every message reads
+    # "<NAME> setting '<field>': expected <what>, got <value>".
+
+    def invalid(self, name: str, expected: str) -> ConfigError:
+        """The error for field ``name`` whose value is not ``expected`` (raise it)."""
+        whose = self.NAME or type(self).__name__
+        return ConfigError(f"{whose} setting '{name}': expected {expected}, got {getattr(self, name)!r}")
+
+    def check_numbers(
+        self,
+        *names: str,
+        integer: bool = False,
+        minimum: float | None = 0.0,
+        inclusive: bool = False,
+        optional: bool = False,
+    ) -> None:
+        """Raise :meth:`invalid` for the first of ``names`` that is not a finite number above ``minimum``.
+
+        ``integer``: only integers; ``minimum`` None: any finite number; ``inclusive``:
+        ``>= minimum`` instead of ``> minimum``; ``optional``: None is allowed too. Booleans are
+        never numbers here.
+        """
+        kind = "an integer" if integer else "a finite number"
+        relation = "" if minimum is None else (f" >= {minimum:g}" if inclusive else f" > {minimum:g}")
+        expected = f"{kind}{relation}" + (" or null" if optional else "")
+        for name in names:
+            value = getattr(self, name)
+            if optional and value is None:
+                continue
+            number = isinstance(value, int) if integer else isinstance(value, (int, float))
+            if isinstance(value, bool) or not number or not math.isfinite(value):
+                raise self.invalid(name, expected)
+            if minimum is not None and not (value >= minimum if inclusive else value > minimum):
+                raise self.invalid(name, expected)
+
+    def check_choice(self, name: str, choices: Iterable[Any]) -> None:
+        """Raise :meth:`invalid` if field ``name`` is not one of ``choices``."""
+        options = tuple(choices)
+        if getattr(self, name) not in options:
+            raise self.invalid(name, "one of " + ", ".join(map(str, options)))
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:

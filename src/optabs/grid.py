@@ -8,14 +8,12 @@ with it needs no grid options.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from optabs.config import Settings
-from optabs.errors import ConfigError
 
 #: Order of the six independent components of a symmetric dielectric tensor.
 TENSOR_COMPONENTS: tuple[str, ...] = ("xx", "yy", "zz", "xy", "yz", "xz")
@@ -44,15 +42,10 @@ class Grid(Settings):
     onset_threshold: float = ONSET_THRESHOLD
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.e_min_ev) and math.isfinite(self.e_max_ev) and 0.0 <= self.e_min_ev < self.e_max_ev):
-            raise ConfigError(
-                f"spectra grid needs 0 <= e_min_ev < e_max_ev (eV), got e_min_ev={self.e_min_ev}, e_max_ev={self.e_max_ev}"
-            )
-        if isinstance(self.n_points, bool) or int(self.n_points) != self.n_points or self.n_points < 2:
-            raise ConfigError(f"spectra grid needs an integer n_points >= 2, got {self.n_points!r}")
-        for name in ("log10_alpha_floor", "onset_threshold"):
-            if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"spectra setting '{name}' must be a finite log10(alpha / cm^-1), got {getattr(self, name)!r}")
+        self.check_numbers("e_min_ev", inclusive=True)
+        self.check_numbers("e_max_ev", minimum=self.e_min_ev)
+        self.check_numbers("n_points", integer=True, minimum=2, inclusive=True)
+        self.check_numbers("log10_alpha_floor", "onset_threshold", minimum=None)
 
     @property
     def energy_ev(self) -> NDArray[np.float64]:

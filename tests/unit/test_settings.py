@@ -7,10 +7,12 @@ import pytest
 from optabs.chemistry import EnvironmentSettings
 from optabs.config import Settings
 from optabs.dataset.curation import Curation
+from optabs.dft.gpaw import GpawSettings
 from optabs.errors import ConfigError
 from optabs.filters import FilterSettings
 from optabs.grid import Grid
 from optabs.interpret.settings import InterpretSettings
+from optabs.model.settings import ModelSettings
 from optabs.structures.mp import MPQuery
 
 
@@ -57,7 +59,10 @@ def test_unknown_key_is_named_with_the_config_key(cls):
 @pytest.mark.parametrize(
     ("cls", "section", "mapping", "words"),
     [
-        (Grid, "spectra", {"e_min_ev": 5.0, "e_max_ev": 1.0}, "e_min_ev"),
+        (Grid, "spectra", {"e_min_ev": 5.0, "e_max_ev": 1.0}, "e_max_ev': expected a finite number > 5"),
+        (Grid, "spectra", {"e_min_ev": -1.0}, "e_min_ev"),
+        (ModelSettings, "model", {"epochs": 0}, "model setting 'epochs': expected an integer >= 1, got 0"),
+        (GpawSettings, "dft.gpaw", {"xc": "LDA"}, "GPAW setting 'xc': expected one of PBEsol, PBE"),
         (Grid, "spectra", {"n_points": 1}, "n_points"),
         (InterpretSettings, "interpret", {"n_clusters": 0}, "n_clusters"),
         (FilterSettings, "filter", {"required_elements": "O"}, "required_elements"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from optabs.config import Settings
-from optabs.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -21,7 +20,6 @@ class InterpretSettings(Settings):
     standardize: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, int) or self.n_clusters < 1:
-            raise ConfigError(f"interpret setting 'n_clusters' must be a positive integer, got {self.n_clusters!r}")
+        self.check_numbers("n_clusters", integer=True, minimum=1, inclusive=True)
         if not isinstance(self.layer, str) or not self.layer:
-            raise ConfigError(f"interpret setting 'layer' must name a model layer (e.g. alignn_0), got {self.layer!r}")
+            raise self.invalid("layer", "the name of a model layer (e.g. alignn_0)")

@@ -103,38 +103,24 @@ class ModelSettings(Settings):
     NAME: ClassVar[str] = "model"
 
     def __post_init__(self) -> None:
-        positive_ints = ("alignn_layers", "gcn_layers", "hidden_features", "embedding_features",
-                         "edge_input_features", "triplet_input_features", "max_neighbors", "epochs",
-                         "batch_size", "threads")
-        for key in positive_ints:
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key.endswith("_layers") else 1):
-                raise ConfigError(f"model setting '{key}': expected a positive integer, got {value!r}")
-        for key in ("cutoff", "three_body_cutoff", "learning_rate"):
-            if not (isinstance(getattr(self, key), (int, float)) and getattr(self, key) > 0):
-                raise ConfigError(f"model setting '{key}': expected a positive number, got {getattr(self, key)!r}")
+        self.check_numbers("alignn_layers", "gcn_layers", integer=True, inclusive=True)
+        self.check_numbers("hidden_features", "embedding_features", "edge_input_features", "triplet_input_features",
+                           "max_neighbors", "epochs", "batch_size", "threads", integer=True, minimum=1, inclusive=True)
+        self.check_numbers("cutoff", "three_body_cutoff", "learning_rate")
         if self.three_body_cutoff > self.cutoff:
-            raise ConfigError(
-                f"model setting 'three_body_cutoff' ({self.three_body_cutoff} A) must not exceed 'cutoff' ({self.cutoff} A)"
-            )
-        if self.weight_decay < 0:
-            raise ConfigError(f"model setting 'weight_decay': expected >= 0, got {self.weight_decay!r}")
-        if self.scheduler not in ("onecycle", "none"):
-            raise ConfigError(f"model setting 'scheduler': expected 'onecycle' or 'none', got {self.scheduler!r}")
-        if self.warmup_steps is not None and (not isinstance(self.warmup_steps, int) or self.warmup_steps < 1):
-            raise ConfigError(f"model setting 'warmup_steps': expected a positive integer or null, got {self.warmup_steps!r}")
+            raise self.invalid("three_body_cutoff", f"at most 'cutoff' ({self.cutoff} A)")
+        self.check_numbers("weight_decay", inclusive=True)
+        self.check_choice("scheduler", ("onecycle", "none"))
+        self.check_numbers("warmup_steps", integer=True, minimum=1, inclusive=True, optional=True)
+        self.check_numbers("max_train_minutes", optional=True)
         fractions = (self.train_fraction, self.val_fraction, self.test_fraction)
         if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6 or self.train_fraction <= 0:
             raise ConfigError(
                 "model settings 'train_fraction', 'val_fraction', 'test_fraction' must be >= 0 (train > 0) "
                 f"and add up to 1, got {fractions}"
             )
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ConfigError(f"model setting 'device': expected auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
-            raise ConfigError(
-                f"model setting 'max_train_minutes': expected a positive number or null, got {self.max_train_minutes!r}"
-            )
+        if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
+            raise self.invalid("device", "auto, cpu, cuda or cuda:N")
 
     def graph_key(self) -> dict[str, Any]:
         """The settings a graph depends on (the graph cache's key)."""

@@ -122,12 +122,9 @@ class MPQuery(Settings):
         missing = [f for f in _REQUIRED_FIELDS if f not in self.fields]
         if missing:
             raise ConfigError(f"mp.fields must include {missing}: the source needs them")
-        for name, low in (("max_sites", 1), ("chunk_size", 1), ("max_retries", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"mp.{name} must be an integer >= {low}, got {value!r}")
-        if not self.backoff_s >= 0:
-            raise ConfigError(f"mp.backoff_s must be >= 0 seconds, got {self.backoff_s!r}")
+        self.check_numbers("max_sites", "chunk_size", integer=True, minimum=1, inclusive=True)
+        self.check_numbers("max_retries", integer=True, inclusive=True)
+        self.check_numbers("backoff_s", inclusive=True)
 
     def search_params(self, anion: str) -> dict[str, Any]:
         """Keyword arguments of ``mpr.materials.summary.search`` for one anion."""

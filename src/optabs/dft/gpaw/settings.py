@@ -5,7 +5,6 @@ Imports without gpaw: the Snakefile checks settings and builds job environments 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from optabs.config import Settings
-from optabs.errors import ConfigError
 
 ENGINE_NAME = "gpaw"
 
@@ -114,26 +112,18 @@ class GpawSettings(Settings):
     keep_wavefunctions: bool = False  # keep nscf.gpw (wave functions) after success
 
     def __post_init__(self) -> None:
-        if self.xc not in _XCS:
-            raise ConfigError(f"GpawSettings.xc must be one of {_XCS}, got {self.xc!r}")
-        if self.gap_method not in _GAP_METHODS:
-            raise ConfigError(f"GpawSettings.gap_method must be one of {_GAP_METHODS}, got {self.gap_method!r}")
-        if self.broadening not in _BROADENINGS:
-            raise ConfigError(f"GpawSettings.broadening must be one of {_BROADENINGS}, got {self.broadening!r}")
-        for name in (
+        self.check_choice("xc", _XCS)
+        self.check_choice("gap_method", _GAP_METHODS)
+        self.check_choice("broadening", _BROADENINGS)
+        self.check_numbers(
             "ecut_ev", "kdensity_gs", "kdensity_nscf", "smearing_ev", "empty_bands_per_atom",
             "volume_per_empty_band_a3", "min_band_top_ev", "response_ecut_ev", "eta_ev",
             "domega0_ev", "omega2_ev", "gllbsc_smearing_ev",
-        ):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"GpawSettings.{name} must be a positive number, got {value!r}")
-        if self.maxiter is not None and self.maxiter < 1:
-            raise ConfigError(f"GpawSettings.maxiter must be >= 1 or None, got {self.maxiter!r}")
-        if self.nscf_eigenstates is not None and not self.nscf_eigenstates > 0:
-            raise ConfigError(f"GpawSettings.nscf_eigenstates must be > 0 or None, got {self.nscf_eigenstates!r}")
-        if self.max_band_retries < 0 or self.threads < 1:
-            raise ConfigError("GpawSettings.max_band_retries must be >= 0 and threads >= 1")
+        )
+        self.check_numbers("maxiter", integer=True, minimum=1, inclusive=True, optional=True)
+        self.check_numbers("nscf_eigenstates", optional=True)
+        self.check_numbers("max_band_retries", integer=True, inclusive=True)
+        self.check_numbers("threads", integer=True, minimum=1, inclusive=True)
 
     def resolved_setups_dir(self) -> Path:
         """The folder of generated PBEsol datasets: ``setups_dir`` or :func:`default_setups_dir`."""

@@ -75,29 +75,11 @@ class VaspSettings(Settings):
                 raise ConfigError(f"VASP setting 'u_values' has {el!r}, which is not an element symbol")
             if not math.isfinite(u) or u < 0:
                 raise ConfigError(f"VASP setting 'u_values' has U = {u} eV for {el}; U must be >= 0")
-        positive = {
-            "nbands_factor": self.nbands_factor,
-            "kpoints_density": self.kpoints_density,
-            "scf_kpoints_density": self.scf_kpoints_density,
-            "cshift": self.cshift,
-            "polling_time_s": self.polling_time_s,
-        }
-        for key, value in positive.items():
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"VASP setting {key!r} must be a positive number, got {value!r}")
-        if self.nbands_factor < 1:
-            raise ConfigError(
-                f"VASP setting 'nbands_factor' must be >= 1 (more bands than VASP's default), got {self.nbands_factor}"
-            )
-        for key in ("nedos", "max_errors", "monitor_freq"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"VASP setting {key!r} must be a positive integer, got {value!r}")
-        if self.potcar_functional not in Potcar.FUNCTIONAL_CHOICES:
-            raise ConfigError(
-                f"VASP setting 'potcar_functional' is {self.potcar_functional!r}; "
-                f"choose one of {', '.join(Potcar.FUNCTIONAL_CHOICES)}"
-            )
+        self.check_numbers("kpoints_density", "scf_kpoints_density", "cshift", "polling_time_s")
+        # at least VASP's default band count: the optics need more empty bands, never fewer
+        self.check_numbers("nbands_factor", minimum=1, inclusive=True)
+        self.check_numbers("nedos", "max_errors", "monitor_freq", integer=True, minimum=1, inclusive=True)
+        self.check_choice("potcar_functional", Potcar.FUNCTIONAL_CHOICES)
         if self.potcar_dir is not None:
             object.__setattr__(self, "potcar_dir", str(self.potcar_dir))
         object.__setattr__(self, "incar_overrides", dict(self.incar_overrides))
