@@ -15,6 +15,7 @@ from typing import Any
 from custodian.custodian import Custodian, CustodianError, ValidationError
 from custodian.vasp.jobs import VaspJob
 from custodian.vasp.validators import VasprunXMLValidator
+from pymatgen.core import Structure
 from pymatgen.io.vasp.inputs import Incar, Poscar
 from pymatgen.io.vasp.outputs import UnconvergedVASPWarning, Vasprun
 
@@ -70,115 +71,17 @@ class VaspEngine:
         Raises :class:`CalculationError` (naming the step, the file and the log) on a failure worth
         recording, :class:`ConfigError` when the VASP command cannot be started at all.
         """
-        s = self.settings
-        workdir = Path(workdir)
         try:
             structure = _as_structure(structure)
         except InputError as exc:
             raise InputError(f"{material_id}: {exc}") from exc
-        timings: dict[str, float] = {}
-        corrections: dict[str, list[dict[str, Any]]] = {}
-        ispins: dict[str, int] = {}
-
-        def step_dir(step: str) -> Path:
-            d = workdir / step
-            if d.exists():
-                shutil.rmtree(d)
-            d.mkdir(parents=True)
-            return d
-
-        def run_step(step: str, directory: Path) -> Vasprun:
-            start = time.perf_counter()
-            corrections[step] = self._run_custodian(material_id, step, directory)
-            timings[step] = time.perf_counter() - start
-            return read_vasprun(directory / "vasprun.xml", material_id=material_id, step=step)
-
+        chain = _Chain(self, material_id, Path(workdir))
         ispin = 2
-        if s.relax:
-            d = step_dir("relax")
-            write_relax_inputs(structure, s, d)
-            ispins["relax"] = ispin
-            relaxed = run_step("relax", d)
-            structure = relaxed.final_structure
-            ispin = 1 if _total_magnetization(d) < NONMAGNETIC_MUB else 2
-
-        d_gap = step_dir("bandgap")
-        write_bandgap_inputs(structure, s, d_gap, ispin=ispin)
-        ispins["bandgap"] = ispin
-        vr_gap = run_step("bandgap", d_gap)
-        # The later steps read its CHGCAR and WAVECAR: give them its POSCAR to the last digit.
-        structure = Poscar.from_file(str(d_gap / "POSCAR")).structure
-        gap_ispin = int(vr_gap.parameters.get("ISPIN", ispin))
-        optics_ispin = 1 if gap_ispin == 1 or _total_magnetization(d_gap) < NONMAGNETIC_MUB else 2
-
-        d_opt = step_dir("optics")
-        write_optics_inputs(structure, s, d_opt, ispin=optics_ispin, chgcar=self._needed(d_gap / "CHGCAR", material_id))
-        ispins["optics"] = optics_ispin
-        vr_opt = run_step("optics", d_opt)
-        try:
-            energy, eps_real, eps_imag = dielectric_arrays(vr_opt)
-        except KeyError as exc:
-            raise _step_error(
-                f"{material_id}: VASP step 'optics': {d_opt / 'vasprun.xml'} has no <dielectricfunction> "
-                f"(was LOPTICS = .TRUE. in {d_opt / 'INCAR'}?)",
-                "optics",
-                d_opt / "vasp.out",
-            ) from exc
-        dft_gap, dft_direct_gap = self._gaps(vr_opt, material_id, "optics", d_opt)
-        eps_inf, eps_inf_diagonal = electronic_dielectric_constant(energy, eps_real)
-        pbesol_gap_scf, _ = self._gaps(vr_gap, material_id, "bandgap", d_gap)
-
-        gap_details: dict[str, Any] = {
-            "method": GAP_METHOD if s.nsc_dd else "none",
-            "dft_gap_source": "optics run eigenvalues (PBEsol+U, optics k-mesh)",
-            "eps_inf": eps_inf,
-            "eps_inf_diagonal": eps_inf_diagonal.tolist(),
-            "eps_inf_source": "trace/3 of Re eps(omega=0) of the LOPTICS run (independent particles, no local fields)",
-            "pbesol_gap_bandgap_mesh_ev": pbesol_gap_scf,
-        }
-        corrected_gap = dft_gap
-        if s.nsc_dd:
-            if not (math.isfinite(eps_inf) and eps_inf > 1.0):
-                raise _step_error(
-                    f"{material_id}: VASP step 'hybrid' needs eps_inf > 1 for AEXX = 1/eps_inf, but the optics run "
-                    f"{d_opt / 'vasprun.xml'} gives eps_inf = {eps_inf}",
-                    "hybrid",
-                    d_opt / "vasp.out",
-                )
-            d_hyb = step_dir("hybrid")
-            write_hybrid_inputs(
-                structure,
-                s,
-                d_hyb,
-                eps_inf=eps_inf,
-                nbands=int(vr_gap.parameters["NBANDS"]),
-                ispin=gap_ispin,
-                wavecar=self._needed(d_gap / "WAVECAR", material_id),
-            )
-            ispins["hybrid"] = gap_ispin
-            vr_hyb = run_step("hybrid", d_hyb)
-            hybrid_gap, hybrid_direct_gap = self._gaps(vr_hyb, material_id, "hybrid", d_hyb)
-            delta = hybrid_gap - pbesol_gap_scf
-            corrected_gap = dft_gap + delta
-            gap_details.update(
-                aexx=nsc_dd_mixing(eps_inf),
-                hfscreen=0.0,
-                hybrid_gap_ev=hybrid_gap,
-                hybrid_direct_gap_ev=hybrid_direct_gap,
-                delta_ev=delta,
-                formula="corrected_gap = dft_gap + (hybrid_gap - pbesol_gap_bandgap_mesh), "
-                "both on the bandgap mesh and PBEsol+U orbitals (ALGO=Eigenval, NELM=1)",
-            )
-
-        record = {
-            **s.to_dict(),
-            "steps": list(timings),
-            "ispin": ispins,
-            "incar": {step: dict(Incar.from_file(str(workdir / step / "INCAR"))) for step in timings},
-            "kpoints": {step: _kpoints_record(workdir / step / "KPOINTS") for step in timings},
-            "potcar": list(vr_gap.potcar_symbols),
-            "custodian_corrections": corrections,
-        }
+        if self.settings.relax:
+            structure, ispin = chain.relax(structure)
+        structure, vr_gap, gap_ispin = chain.bandgap(structure, ispin)
+        energy, eps_real, eps_imag, vr_opt = chain.optics(structure, vr_gap, gap_ispin)
+        gap_details, (dft_gap, dft_direct_gap, corrected_gap) = chain.gaps(structure, vr_gap, vr_opt, gap_ispin, energy, eps_real)
         return DielectricResult(
             material_id=material_id,
             engine=self.name,
@@ -190,13 +93,13 @@ class VaspEngine:
             dft_gap_ev=dft_gap,
             dft_direct_gap_ev=dft_direct_gap,
             corrected_gap_ev=corrected_gap,
-            gap_method=GAP_METHOD if s.nsc_dd else "none",
+            gap_method=GAP_METHOD if self.settings.nsc_dd else "none",
             total_energy_ev=float(vr_gap.final_energy),
             n_atoms=len(structure),
             energy_scale=ENERGY_SCALE,
-            settings=record,
+            settings=chain.record(vr_gap),
             gap_details=gap_details,
-            timings_s=timings,
+            timings_s=chain.timings,
         )
 
     @staticmethod
@@ -292,3 +195,129 @@ class VaspEngine:
             for entry in run_log
             for corr in entry.get("corrections", [])
         ]
+
+
+class _Chain:
+    """One material's run through the VASP steps: their folders, timings, corrections and ISPIN."""
+
+    def __init__(self, engine: VaspEngine, material_id: str, workdir: Path):
+        self.engine, self.settings, self.material_id, self.workdir = engine, engine.settings, material_id, workdir
+        self.timings: dict[str, float] = {}
+        self.corrections: dict[str, list[dict[str, Any]]] = {}
+        self.ispins: dict[str, int] = {}
+
+    def folder(self, step: str) -> Path:
+        """An empty ``workdir/<step>``: a rerun never reads an earlier attempt's outputs."""
+        d = self.workdir / step
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        return d
+
+    def run_step(self, step: str, directory: Path, ispin: int) -> Vasprun:
+        """Run one step under custodian (timed, corrections kept) and read its vasprun.xml."""
+        self.ispins[step] = ispin
+        start = time.perf_counter()
+        self.corrections[step] = self.engine._run_custodian(self.material_id, step, directory)
+        self.timings[step] = time.perf_counter() - start
+        return read_vasprun(directory / "vasprun.xml", material_id=self.material_id, step=step)
+
+    def relax(self, structure: Structure) -> tuple[Structure, int]:
+        """Relax spin-polarized; returns the relaxed structure and the ISPIN its magnetization calls for."""
+        d = self.folder("relax")
+        write_relax_inputs(structure, self.settings, d)
+        relaxed = self.run_step("relax", d, 2)
+        return relaxed.final_structure, 1 if _total_magnetization(d) < NONMAGNETIC_MUB else 2
+
+    def bandgap(self, structure: Structure, ispin: int) -> tuple[Structure, Vasprun, int]:
+        """The self-consistent run whose density and orbitals the later steps read."""
+        d = self.folder("bandgap")
+        write_bandgap_inputs(structure, self.settings, d, ispin=ispin)
+        vr_gap = self.run_step("bandgap", d, ispin)
+        # The later steps read its CHGCAR and WAVECAR: give them its POSCAR to the last digit.
+        structure = Poscar.from_file(str(d / "POSCAR")).structure
+        return structure, vr_gap, int(vr_gap.parameters.get("ISPIN", ispin))
+
+    def optics(self, structure: Structure, vr_gap: Vasprun, gap_ispin: int) -> tuple[Any, Any, Any, Vasprun]:
+        """The LOPTICS run on the bandgap density: energies (eV) and the (N, 6) eps tensors."""
+        d_gap, d_opt = self.workdir / "bandgap", self.folder("optics")
+        optics_ispin = 1 if gap_ispin == 1 or _total_magnetization(d_gap) < NONMAGNETIC_MUB else 2
+        chgcar = self.engine._needed(d_gap / "CHGCAR", self.material_id)
+        write_optics_inputs(structure, self.settings, d_opt, ispin=optics_ispin, chgcar=chgcar)
+        vr_opt = self.run_step("optics", d_opt, optics_ispin)
+        try:
+            energy, eps_real, eps_imag = dielectric_arrays(vr_opt)
+        except KeyError as exc:
+            raise _step_error(
+                f"{self.material_id}: VASP step 'optics': {d_opt / 'vasprun.xml'} has no <dielectricfunction> "
+                f"(was LOPTICS = .TRUE. in {d_opt / 'INCAR'}?)",
+                "optics",
+                d_opt / "vasp.out",
+            ) from exc
+        return energy, eps_real, eps_imag, vr_opt
+
+    def gaps(
+        self, structure: Structure, vr_gap: Vasprun, vr_opt: Vasprun, gap_ispin: int, energy: Any, eps_real: Any
+    ) -> tuple[dict[str, Any], tuple[float, float, float]]:
+        """The gap details and (DFT gap, DFT direct gap, corrected gap) in eV, running the hybrid step if asked."""
+        d_gap, d_opt = self.workdir / "bandgap", self.workdir / "optics"
+        dft_gap, dft_direct_gap = VaspEngine._gaps(vr_opt, self.material_id, "optics", d_opt)
+        eps_inf, eps_inf_diagonal = electronic_dielectric_constant(energy, eps_real)
+        pbesol_gap_scf, _ = VaspEngine._gaps(vr_gap, self.material_id, "bandgap", d_gap)
+        gap_details: dict[str, Any] = {
+            "method": GAP_METHOD if self.settings.nsc_dd else "none",
+            "dft_gap_source": "optics run eigenvalues (PBEsol+U, optics k-mesh)",
+            "eps_inf": eps_inf,
+            "eps_inf_diagonal": eps_inf_diagonal.tolist(),
+            "eps_inf_source": "trace/3 of Re eps(omega=0) of the LOPTICS run (independent particles, no local fields)",
+            "pbesol_gap_bandgap_mesh_ev": pbesol_gap_scf,
+        }
+        if not self.settings.nsc_dd:
+            return gap_details, (dft_gap, dft_direct_gap, dft_gap)
+        hybrid_gap, hybrid_direct_gap = self.hybrid(structure, vr_gap, gap_ispin, eps_inf)
+        delta = hybrid_gap - pbesol_gap_scf
+        gap_details.update(
+            aexx=nsc_dd_mixing(eps_inf),
+            hfscreen=0.0,
+            hybrid_gap_ev=hybrid_gap,
+            hybrid_direct_gap_ev=hybrid_direct_gap,
+            delta_ev=delta,
+            formula="corrected_gap = dft_gap + (hybrid_gap - pbesol_gap_bandgap_mesh), "
+            "both on the bandgap mesh and PBEsol+U orbitals (ALGO=Eigenval, NELM=1)",
+        )
+        return gap_details, (dft_gap, dft_direct_gap, dft_gap + delta)
+
+    def hybrid(self, structure: Structure, vr_gap: Vasprun, gap_ispin: int, eps_inf: float) -> tuple[float, float]:
+        """The non-self-consistent dielectric-dependent hybrid (AEXX = 1/eps_inf); its (gap, direct gap) in eV."""
+        d_opt = self.workdir / "optics"
+        if not (math.isfinite(eps_inf) and eps_inf > 1.0):
+            raise _step_error(
+                f"{self.material_id}: VASP step 'hybrid' needs eps_inf > 1 for AEXX = 1/eps_inf, but the optics run "
+                f"{d_opt / 'vasprun.xml'} gives eps_inf = {eps_inf}",
+                "hybrid",
+                d_opt / "vasp.out",
+            )
+        d_hyb = self.folder("hybrid")
+        write_hybrid_inputs(
+            structure,
+            self.settings,
+            d_hyb,
+            eps_inf=eps_inf,
+            nbands=int(vr_gap.parameters["NBANDS"]),
+            ispin=gap_ispin,
+            wavecar=self.engine._needed(self.workdir / "bandgap" / "WAVECAR", self.material_id),
+        )
+        vr_hyb = self.run_step("hybrid", d_hyb, gap_ispin)
+        return VaspEngine._gaps(vr_hyb, self.material_id, "hybrid", d_hyb)
+
+    def record(self, vr_gap: Vasprun) -> dict[str, Any]:
+        """Every setting and input that produced the result, per step."""
+        return {
+            **self.settings.to_dict(),
+            "steps": list(self.timings),
+            "ispin": self.ispins,
+            "incar": {step: dict(Incar.from_file(str(self.workdir / step / "INCAR"))) for step in self.timings},
+            "kpoints": {step: _kpoints_record(self.workdir / step / "KPOINTS") for step in self.timings},
+            "potcar": list(vr_gap.potcar_symbols),
+            "custodian_corrections": self.corrections,
+        }
