@@ -86,7 +86,14 @@ def evaluate_stage(
     from optabs.plots import onset_parity_figure, worst_by_quartile_figure
 
     dataset = read_dataset(dataset_path)
-    model, settings, split = load_model(checkpoint_path)
+    payload = load_checkpoint(checkpoint_path)
+    trained_on = stored_grid(payload)
+    if trained_on is not None and trained_on != grid:
+        raise InputError(
+            f"model checkpoint {checkpoint_path} was trained on the grid {trained_on.to_dict()}, but config key "
+            f"'spectra' gives {grid.to_dict()}: retrain the model (or restore the spectra settings)"
+        )
+    model, settings, split = model_from_checkpoint(payload)
     graphs = _stage_graphs(dataset, cache_path, settings)
     ids = [m for m in dataset.material_id if m in graphs]
     pred = predict(model, graphs, ids)

@@ -430,3 +430,16 @@ def test_shared_oxides_import_graphs_train_and_metrics(shared_data, tmp_path):
     assert (ev.metrics["n_train"], ev.metrics["n_val"], ev.metrics["n_test"]) == (48, 6, 6)
     for name in ("alignn", "mean_spectrum", "composition"):
         assert {"mae_median", "mae_q25", "mae_q75", "frac_mae_below_0.14", "onset_r2", "onset_mae_ev"} <= set(ev.metrics[name])
+
+
+def test_evaluation_refuses_a_grid_other_than_the_one_the_model_was_trained_on(dataset, graphs, tmp_path):
+    from optabs.model.stage import evaluate_stage
+
+    trained_grid = Grid(e_max_ev=10.0, n_points=GRID.n_points)
+    result = train(dataset, graphs, tiny_settings(epochs=1), tmp_path / "model", grid=trained_grid)
+    write_dataset(tmp_path / "dataset.parquet", dataset)
+    outputs = [tmp_path / name for name in ("pred.parquet", "metrics.json", "per.parquet", "a.png", "b.png")]
+    with pytest.raises(InputError, match="trained on the grid .* config key 'spectra'"):
+        evaluate_stage(tmp_path / "dataset.parquet", tmp_path / "cache.pt", result.checkpoint,
+                       Grid(n_points=GRID.n_points), *outputs)
+    assert not any(p.exists() for p in outputs)
