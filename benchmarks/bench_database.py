@@ -142,7 +142,7 @@ def step(name: str, work: Path) -> dict:
 
 
 def _browser_check(index: Path, dataset_path: Path) -> dict:
-    """The report test's browser check (tests/browser.py) on the whole report, not timed.
+    """The report test's browser check (tests/fakes/browser.py) on the whole report, not timed.
 
     Opens the index and every cluster page in headless Chromium, requires every image to load,
     and counts the dataset's materials that some cluster page names (all of them, if it covers
@@ -151,7 +151,7 @@ def _browser_check(index: Path, dataset_path: Path) -> dict:
     import pandas as pd
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from browser import check_report, start_browser
+    from fakes.browser import check_report, start_browser
 
     try:
         driver = start_browser()
