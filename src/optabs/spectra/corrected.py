@@ -39,8 +39,10 @@ def corrected_spectrum(
 ) -> CorrectedSpectrum:
     """Gap-corrected absorption spectrum of one material from its DFT eps_imag.
 
-    Steps: isotropic average of eps_imag; scissor by corrected - DFT gap (and, with
-    ``zero_below_gap``, eps_imag set to 0 below the corrected gap, as vise does); eps_real rebuilt by
+    Steps: isotropic average of eps_imag; scissor by corrected - DFT gap; interpolation onto a
+    uniform work grid that contains the output grid (with ``zero_below_gap``, eps_imag is then set
+    to 0 below the corrected gap, as vise does on its grid: on the work grid, so that no
+    interpolation ramp from a coarse DFT grid reaches into the gap); eps_real rebuilt by
     Kramers-Kronig from the shifted eps_imag; alpha; log10 alpha with ``floor``; onset.
 
     Args:
@@ -81,7 +83,7 @@ def corrected_spectrum(
             " energies or shorten the grid"
         )
 
-    shifted = scissor(energy, eps_iso, shift, gap_ev=float(corrected_gap_ev) if zero_below_gap else None)
+    shifted = scissor(energy, eps_iso, shift)
     # Kramers-Kronig on a uniform work grid that contains the output grid, runs down towards 0 and up to
     # the end of the data: eps_imag above the output grid still shapes eps_real on it.
     step = (target[-1] - target[0]) / (target.size - 1)
@@ -89,6 +91,10 @@ def corrected_spectrum(
     n_above = max(0, int(np.floor((covered_top - target[-1]) / step + 1e-9)))
     work = np.maximum(target[0] + step * np.arange(-n_below, target.size + n_above), 0.0)
     eps_imag_work = to_grid(energy, shifted, work, extrapolate="zero")
+    if zero_below_gap:
+        # After the interpolation, not before: zeroing on a coarse DFT grid would leave the linear
+        # ramp up to the first DFT point above the gap, i.e. absorption inside the gap.
+        eps_imag_work[work < float(corrected_gap_ev)] = 0.0
     eps_real_work = kramers_kronig(work, eps_imag_work)
 
     on_grid = slice(n_below, n_below + target.size)

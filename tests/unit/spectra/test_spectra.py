@@ -368,6 +368,26 @@ def test_corrected_spectrum_onset_near_corrected_gap():
     assert with_floor.log10_alpha.min() == 1.0
 
 
+@pytest.mark.parametrize("dft_step_ev", [0.1, 0.37])
+def test_no_absorption_below_the_corrected_gap_on_a_coarse_dft_grid(dft_step_ev):
+    # A DFT grid coarser than the output grid (0.1 eV, as a VASP NEDOS grid; 0.37 eV, worse) whose
+    # points do not fall on the corrected gap: the linear ramp from the last zero point below the
+    # gap to the first point above it must not put eps2 (or alpha) into the gap.
+    energy = np.arange(0.0, 20.0 + dft_step_ev, dft_step_ev)
+    dft_gap, corrected_gap = 2.03, 3.17
+    base = tauc_lorentz(energy, dft_gap)
+    grid = spectra.energy_grid()
+    result = spectra.corrected_spectrum(energy, base, dft_gap, corrected_gap, grid)
+    below = grid < corrected_gap
+    assert below.sum() == 317  # 0.00 ... 3.16 eV
+    np.testing.assert_array_equal(result.eps_imag[below], 0.0)
+    np.testing.assert_array_equal(result.alpha_per_cm[below], 0.0)
+    np.testing.assert_array_equal(result.log10_alpha[below], 2.0)
+    # above the gap the shifted absorption is there, and the onset follows the corrected gap
+    assert result.eps_imag[grid >= corrected_gap + 0.5].min() > 0.0
+    assert result.onset_ev is not None and corrected_gap <= result.onset_ev <= corrected_gap + 0.3
+
+
 def test_corrected_spectrum_rejects_short_data_and_bad_gaps():
     energy = np.linspace(0.0, 15.0, 1501)
     base = tauc_lorentz(energy, 3.0)
