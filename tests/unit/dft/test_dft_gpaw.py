@@ -480,3 +480,30 @@ def test_la2o3_gets_a_spectrum(tmp_path, setups_dir):
     assert result.energy_ev[-1] >= 15.0 and np.all(np.isfinite(result.eps_real))
     eps_inf = result.eps_real[0, :3].mean()
     assert 3.5 < eps_inf < 6.5  # experiment ~4 (n ≈ 2.0); independent-particle DFT lies above
+
+
+def test_the_gap_shift_is_measured_on_one_k_grid(monkeypatch, tmp_path):
+    # The spectrum's DFT gap comes from the union of the ground-state and optics grids (here 1.00 eV,
+    # the optics grid finding a lower CBM), GLLB-SC runs on the ground-state grid (2.50 eV there,
+    # where PBEsol gives 1.20 eV). The shift is GLLB-SC - PBEsol on that one grid, +1.30 eV, so the
+    # corrected gap is 2.30 eV; taking GLLB-SC's 2.50 eV as it is would shift by 1.50 eV.
+    import optabs.dft.gpaw.engine as engine_module
+    from optabs.dft.gpaw.engine import _Material
+    from optabs.dft.gpaw.steps import _GroundState, _OpticsBands
+    from optabs.dft.gpaw.structure import BandEdges, merge_edges, same_grid_corrected_gap
+
+    assert same_grid_corrected_gap(1.0, 1.2, 2.5) == pytest.approx(2.3)
+    monkeypatch.setattr(engine_module, "_has_dataset", lambda el, xc: True)
+    gllbsc = {"gap_ev": 2.5, "ks_gap_ev": 1.3, "discontinuity_ev": 1.2}
+    monkeypatch.setattr(engine_module, "_gllbsc_gap", lambda *args: gllbsc)
+    edges_gs = BandEdges(vbm=0.0, cbm=1.2, direct_gap=1.4)
+    edges_nscf = BandEdges(vbm=-0.1, cbm=1.0, direct_gap=1.5)
+    gs = _GroundState(calc=None, total_energy_ev=-10.0, n_occupied=4, edges=edges_gs, from_cache=False)
+    bands = _OpticsBands(tmp_path / "nscf.gpw", 12, edges_nscf, merge_edges(edges_gs, edges_nscf), 20.0, [])
+    m = _Material("MgO", MGO, None, ["Mg", "O"], "PBEsol", "", {}, (4, 4, 4), (6, 6, 6))
+    engine = GpawEngine(GpawSettings.preset("demo"))
+    method, corrected, details = engine._corrected_gap(m, gs, bands, tmp_path / "g.txt", {})
+    assert method == "GLLB-SC"
+    assert bands.edges.gap == pytest.approx(1.0)
+    assert corrected == pytest.approx(2.3) and details["delta_ev"] == pytest.approx(1.3)
+    assert details["gap_ground_state_grid_ev"] == pytest.approx(1.2) and "ground-state k-grid" in details["formula"]

@@ -29,7 +29,7 @@ from optabs.dft.gpaw.steps import (
     _optics_bands,
     _OpticsBands,
 )
-from optabs.dft.gpaw.structure import kpoint_grid, structure_to_atoms
+from optabs.dft.gpaw.structure import kpoint_grid, same_grid_corrected_gap, structure_to_atoms
 from optabs.dft.result import DielectricResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -196,8 +196,12 @@ class GpawEngine:
             logger.warning("%s: %s", material_id, gap_details["gap_method_note"])
         if gap_method == "GLLB-SC":
             gllb = _gllbsc_gap(material_id, m.atoms, s, m.kpts_gs, log)
-            corrected = gllb["gap_ev"]
+            corrected = same_grid_corrected_gap(max(edges.gap, 0.0), edges_gs.gap, gllb["gap_ev"])
             gap_details["gllbsc"] = gllb
+            gap_details["delta_ev"] = gllb["gap_ev"] - edges_gs.gap
+            gap_details["formula"] = (
+                f"corrected_gap = dft_gap + (GLLB-SC gap - {xc} gap), both on the ground-state k-grid"
+            )
             timings["gllbsc"] = time.perf_counter() - t0
         else:
             corrected = max(edges.gap, 0.0)

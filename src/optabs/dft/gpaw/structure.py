@@ -88,6 +88,18 @@ def merge_edges(*edges: BandEdges) -> BandEdges:
     )
 
 
+def same_grid_corrected_gap(dft_gap_ev: float, functional_gap_ev: float, corrected_gap_same_grid_ev: float) -> float:
+    """The corrected gap (eV) as ``dft_gap + (corrected - functional)``, the shift measured on one k-grid.
+
+    ``dft_gap_ev``: the gap the spectrum has (over the ground-state and optics grids);
+    ``functional_gap_ev`` and ``corrected_gap_same_grid_ev``: the functional's (PBEsol) gap and
+    the corrected (GLLB-SC) gap, both on the ground-state grid. Taking the corrected gap from one
+    grid and the DFT gap from another would add the grids' difference to the shift; the VASP
+    engine measures its hybrid shift on one mesh in the same way.
+    """
+    return float(dft_gap_ev + (corrected_gap_same_grid_ev - functional_gap_ev))
+
+
 def more_empty_bands(n_empty: int, gap_ev: float, top_ev: float, target_ev: float) -> int:
     """Empty-band count expected to reach ``target_ev`` above the VBM when ``n_empty`` reached ``top_ev``.
 
