@@ -16,6 +16,10 @@ Where the time goes, cheaply, from what the run writes anyway:
   their wall times and the span from the first start to the last finish;
 - per material, from each ``results/dft/<id>/result.json``'s ``timings_s`` (ground state,
   optics bands, dielectric function, GLLB-SC): this replaces a separate GPAW benchmark.
+
+And whether the edges are right (issue 16): per material, the corrected spectrum's onset, E5 and
+edge offset (onset minus the gap-corrected direct gap), their median and maximum, and the offsets
+of the five materials with allowed direct gaps at Γ (CdSe, CdS, ZnO, ZnS, ZnSe).
 """
 
 from __future__ import annotations
@@ -100,6 +104,45 @@ def dft_timings(results: Path) -> dict:
     }
 
 
+#: Materials with strong, dipole-allowed direct gaps at Γ: their edge offset must be ~0 (issue 16).
+GAMMA_EDGE = {"mp-1070": "CdSe", "mp-672": "CdS", "mp-2133": "ZnO", "mp-10695": "ZnS", "mp-1190": "ZnSe"}
+
+
+def edge_offsets(results: Path) -> dict:
+    """Per material: the corrected spectrum's onset, E5 and its edge offset
+    (:func:`optabs.spectra.edge_offset`, onset minus the corrected direct gap); median and maximum."""
+    import numpy as np
+    import pandas as pd
+
+    from optabs.spectra import edge_offset, energy_grid
+    from optabs.spectra.reference import first_above
+
+    path = results / "spectra" / "spectra.parquet"
+    if not path.exists():
+        return {"error": "no results/spectra/spectra.parquet"}
+    table = pd.read_parquet(path)
+    offsets = edge_offset(table.onset_ev, table.dft_gap_ev, table.dft_direct_gap_ev, table.corrected_gap_ev)
+    grid = energy_grid()
+    rows = {}
+    for (_, row), offset in zip(table.iterrows(), offsets, strict=True):
+        rows[row.material_id] = {
+            "formula": row.formula,
+            "dft_gap_ev": round(float(row.dft_gap_ev), 3),
+            "dft_direct_gap_ev": round(float(row.dft_direct_gap_ev), 3),
+            "corrected_gap_ev": round(float(row.corrected_gap_ev), 3),
+            "onset_ev": round(float(row.onset_ev), 3),
+            "e5_ev": first_above(grid, np.asarray(row.log10_alpha), 5.0),
+            "edge_offset_ev": round(float(offset), 3),
+        }
+    finite = offsets[np.isfinite(offsets)]
+    return {
+        "median_edge_offset_ev": round(float(np.median(finite)), 3) if finite.size else None,
+        "max_edge_offset_ev": round(float(np.max(finite)), 3) if finite.size else None,
+        "gamma_edge_materials": {GAMMA_EDGE[m]: rows[m]["edge_offset_ev"] for m in GAMMA_EDGE if m in rows},
+        "per_material": rows,
+    }
+
+
 def reduced_catalog(workdir: Path) -> list[str]:
     """Quick mode: the three small materials and a short model; returns the extra snakemake args."""
     import yaml
@@ -124,6 +167,7 @@ def run() -> dict:
         logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
         rules = rule_times(logs[-1].read_text()) if logs else {}
         dft = dft_timings(workdir / "results")
+        edges = edge_offsets(workdir / "results")
         report_ok = (workdir / "results" / "report" / "index.html").exists()
     return {
         "quick": quick(),
@@ -135,6 +179,7 @@ def run() -> dict:
         "report_written": report_ok,
         "rules": {r: {k: round(v, 1) if isinstance(v, float) else v for k, v in t.items()} for r, t in rules.items()},
         "dft": dft,
+        "edges": edges,
     }
 
 

@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SHARED_DATA = SHARED / "data" / "oxide-surrogate"
+MP_REFERENCE = SHARED / "data" / "mp-absorption-reference"
 VASP_DATA = REPO / "tests" / "data" / "vasp"
 FAKE_VASP = REPO / "tests" / "fakes" / "fake_vasp.py"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -53,6 +54,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"needs the shared dataset at {SHARED_DATA} (absent in this clone)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def mp_reference() -> Path:
+    if not MP_REFERENCE.is_dir():
+        pytest.skip(f"needs the Materials Project reference spectra at {MP_REFERENCE} (absent in this clone)")
+    return MP_REFERENCE
 
 
 @pytest.fixture(scope="session")

@@ -119,6 +119,21 @@ def edge_integral(
     return np.where(np.isfinite(onset), value, np.nan)
 
 
+def edge_offset(
+    onset_ev: ArrayLike, dft_gap_ev: ArrayLike, dft_direct_gap_ev: ArrayLike, corrected_gap_ev: ArrayLike
+) -> FloatArray:
+    """How far (eV) a corrected spectrum's onset lies above its gap-corrected *direct* gap; shape of the inputs.
+
+    ``onset - (dft_direct_gap + corrected_gap - dft_gap)``: the scissor moves the direct gap by
+    the same shift as the fundamental one, and an allowed direct transition absorbs right there,
+    so for such a material the offset is ~0. A large positive offset means the spectrum starts
+    late (issue 16: CdSe +1.32 eV on a Γ-free optics grid); a forbidden direct transition (rutile
+    SnO2, GeO2) or an indirect gap can make a smaller one physically. NaN where the onset is NaN.
+    """
+    onset = np.asarray(onset_ev, dtype=float)
+    return onset - (np.asarray(dft_direct_gap_ev, float) + np.asarray(corrected_gap_ev, float) - np.asarray(dft_gap_ev, float))
+
+
 def isotropic_average(eps_tensor: ArrayLike) -> FloatArray:
     """Mean of the diagonal (xx, yy, zz) of a dielectric tensor, shape (N,).
 

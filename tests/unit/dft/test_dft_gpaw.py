@@ -103,10 +103,16 @@ def zns(tmp_path_factory, setups_dir) -> DielectricResult:
 # ---------------------------------------------------------------------------------------------
 
 
+def test_tetrahedra_need_a_gamma_centred_grid():
+    with pytest.raises(ConfigError, match="integration.*tetrahedra need a Γ-centred grid"):
+        GpawSettings.preset("demo", optics_grid="shifted")
+
+
 def test_presets_and_validation():
     demo = GpawSettings.preset("demo")
     assert (demo.ecut_ev, demo.kdensity_gs, demo.kdensity_nscf) == (400.0, 2.0, 2.2)
-    assert (demo.response_ecut_ev, demo.eta_ev, demo.domega0_ev, demo.gap_method) == (10.0, 0.15, 0.05, "GLLB-SC")
+    assert (demo.response_ecut_ev, demo.eta_ev, demo.domega0_ev, demo.gap_method) == (10.0, 0.05, 0.05, "GLLB-SC")
+    assert (demo.optics_grid, demo.integration, demo.edge_tolerance_ev) == ("gamma", "tetrahedron", 0.1)
     converged = GpawSettings.preset("converged")
     assert converged.ecut_ev > demo.ecut_ev and converged.kdensity_nscf > demo.kdensity_nscf
     assert GpawSettings.preset("demo", ecut_ev=300).ecut_ev == 300
@@ -499,11 +505,86 @@ def test_the_gap_shift_is_measured_on_one_k_grid(monkeypatch, tmp_path):
     edges_gs = BandEdges(vbm=0.0, cbm=1.2, direct_gap=1.4)
     edges_nscf = BandEdges(vbm=-0.1, cbm=1.0, direct_gap=1.5)
     gs = _GroundState(calc=None, total_energy_ev=-10.0, n_occupied=4, edges=edges_gs, from_cache=False)
-    bands = _OpticsBands(tmp_path / "nscf.gpw", 12, edges_nscf, merge_edges(edges_gs, edges_nscf), 20.0, [])
-    m = _Material("MgO", MGO, None, ["Mg", "O"], "PBEsol", "", {}, (4, 4, 4), (6, 6, 6))
+    bands = _OpticsBands(tmp_path / "nscf.gpw", 12, edges_nscf, merge_edges(edges_gs, edges_nscf), 20.0, [], (6, 6, 6))
+    m = _Material("MgO", MGO, None, ["Mg", "O"], "PBEsol", "", {}, (4, 4, 4))
     engine = GpawEngine(GpawSettings.preset("demo"))
     method, corrected, details = engine._corrected_gap(m, gs, bands, tmp_path / "g.txt", {})
     assert method == "GLLB-SC"
     assert bands.edges.gap == pytest.approx(1.0)
     assert corrected == pytest.approx(2.3) and details["delta_ev"] == pytest.approx(1.3)
     assert details["gap_ground_state_grid_ev"] == pytest.approx(1.2) and "ground-state k-grid" in details["formula"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The optics-grid guard (issue 16): a grid that misses the band edge is densified or fails
+# ---------------------------------------------------------------------------------------------
+
+
+def _fake_optics(monkeypatch, direct_gaps_by_density):
+    """Replace the GPAW optics step by one whose optics-grid direct gap depends on the density."""
+    import optabs.dft.gpaw.steps as steps
+    from optabs.dft.gpaw.structure import BandEdges
+
+    calls = []
+
+    def fake(material_id, atoms, gs, s, kpts, key, gpw, log):
+        density = s.kdensity_nscf if not calls else calls[-1][1] * 1.5
+        calls.append((kpts, density))
+        edges = BandEdges(vbm=0.0, cbm=direct_gaps_by_density(density), direct_gap=direct_gaps_by_density(density))
+        return steps._OpticsBands(gpw, 20, edges, gs.edges, 20.0, [], tuple(kpts))
+
+    monkeypatch.setattr(steps, "_optics_bands", fake)
+    return calls
+
+
+def test_guard_fails_a_cdse_like_grid_naming_both_gaps(monkeypatch, tmp_path):
+    # CdSe on the old shifted 4x4x2 grid: direct gap 2.41 eV there, 0.53 eV at Γ (measured). The
+    # guard densifies once, still misses, and fails with both numbers instead of a late edge.
+    from optabs.dft.gpaw.steps import _GroundState, optics_with_guard
+    from optabs.dft.gpaw.structure import BandEdges
+
+    calls = _fake_optics(monkeypatch, lambda density: 2.41 if density < 3 else 1.9)
+    gs = _GroundState(None, -10.0, 9, BandEdges(vbm=0.0, cbm=0.53, direct_gap=0.53), False)
+    s = GpawSettings.preset("demo", optics_grid="shifted", integration="point", max_grid_densifications=1)
+    with pytest.raises(CalculationError) as err:
+        optics_with_guard("mp-1070", MGO_ATOMS(), gs, s, {}, tmp_path / "nscf.gpw", tmp_path / "nscf.txt")
+    message = str(err.value)
+    assert "misses the band edge" in message and "1.900 eV" in message and "0.530 eV" in message
+    assert len(calls) == 2 and calls[1][1] == pytest.approx(1.5 * s.kdensity_nscf)
+
+
+def test_guard_densifies_until_the_edge_is_found_and_records_it(monkeypatch, tmp_path):
+    from optabs.dft.gpaw.steps import _GroundState, optics_with_guard
+    from optabs.dft.gpaw.structure import BandEdges
+
+    calls = _fake_optics(monkeypatch, lambda density: 0.80 if density < 3 else 0.58)
+    gs = _GroundState(None, -10.0, 9, BandEdges(vbm=0.0, cbm=0.53, direct_gap=0.53), False)
+    s = GpawSettings.preset("demo", max_grid_densifications=2)
+    bands, guard = optics_with_guard("X", MGO_ATOMS(), gs, s, {}, tmp_path / "nscf.gpw", tmp_path / "nscf.txt")
+    assert len(calls) == 2 and guard["passed"] is True
+    assert guard["difference_ev"] == pytest.approx(0.05) and guard["tolerance_ev"] == 0.1
+    assert [a["miss_ev"] for a in guard["attempts"]] == pytest.approx([0.27, 0.05])
+
+
+def MGO_ATOMS():
+    from optabs.dft.gpaw.structure import structure_to_atoms
+
+    return structure_to_atoms("MgO", MGO)
+
+
+@pytest.mark.slow
+def test_guard_on_real_grids_shifted_misses_gamma_finds_the_edge(tmp_path, setups_dir):
+    # MgO's direct gap is at Γ. A coarse shifted optics grid (2x2x2, Γ-free) misses it by more than
+    # 0.1 eV and the material fails; the Γ-centred grid of the same density has it exactly.
+    cheap = dict(setups_dir=str(setups_dir), kdensity_gs=1.0, kdensity_nscf=0.8, ecut_ev=300, gap_method="none")
+    shifted = GpawSettings.preset("demo", optics_grid="shifted", integration="point", max_grid_densifications=0, **cheap)
+    with pytest.raises(CalculationError, match="misses the band edge"):
+        GpawEngine(shifted).run("MgO", MGO, tmp_path / "shifted")
+    result = GpawEngine(GpawSettings.preset("demo", **cheap)).run("MgO", MGO, tmp_path / "gamma")
+    guard = result.gap_details["optics_grid_guard"]
+    assert guard["passed"] and abs(guard["difference_ev"]) < 1e-6
+    assert result.settings["kpts_nscf_gamma_centred"] is True
+    # MgO (fcc): the Γ-centred grid holds the irreducible zone's vertices (K, U need 8 divisions)
+    assert result.settings["kpts_nscf_has_ibz_vertices"] is True and result.settings["kpts_nscf"][0] % 8 == 0
+    assert result.settings["integration"] == "tetrahedron (irreducible zone)"
+    assert result.dft_direct_gap_ev == pytest.approx(guard["direct_gap_ground_state_grid_ev"])

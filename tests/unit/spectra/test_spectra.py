@@ -400,3 +400,13 @@ def test_corrected_spectrum_rejects_short_data_and_bad_gaps():
         spectra.corrected_spectrum(energy, np.ones((10, 6)), 3.0, 3.5, grid)
     result = spectra.corrected_spectrum(energy, base, 3.0, 3.0, grid)  # no shift, data exactly on the grid
     np.testing.assert_allclose(result.eps_imag, base, atol=1e-12)
+
+
+def test_edge_offset_measures_the_onset_against_the_corrected_direct_gap():
+    # The CdSe row: corrected spectrum starting 1.32 eV above its corrected direct gap.
+    # DFT gap 0.53 (direct, at Γ), corrected 1.60: the corrected direct gap is 1.60 as well.
+    offsets = spectra.edge_offset([2.92, 1.62, math.nan], [0.53, 0.53, 1.0], [0.53, 0.53, 1.2], [1.60, 1.60, 2.0])
+    np.testing.assert_allclose(offsets[:2], [1.32, 0.02], atol=1e-12)
+    assert math.isnan(offsets[2])
+    # an indirect material: the direct gap lies 0.4 eV above the fundamental one, and so does the edge
+    assert spectra.edge_offset(3.4, 2.0, 2.4, 3.0) == pytest.approx(0.0)

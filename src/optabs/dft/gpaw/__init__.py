@@ -6,10 +6,41 @@ The chain, per material (each step writes its GPAW text log into ``workdir``):
    occupations of small width, ``convergence={'bands': 'CBM+1'}`` (GPAW otherwise converges only
    the occupied bands, so its conduction-band minimum and gap can be wrong: BaS 3.45 instead of
    2.13 eV). Gives the total energy and the band edges.
-2. ``nscf.txt``: non-self-consistent step at fixed density on a *shifted* (Γ-free, even)
-   Monkhorst-Pack grid (``kdensity_nscf``) with enough empty bands. Γ-centred grids put spurious
-   near-gap peaks into ε (ZnO ε1(0) 10.4 instead of ~5.3); the gap, which often sits at Γ, is
-   therefore taken from both grids.
+2. ``nscf.txt``: non-self-consistent step at fixed density on the optics k-grid
+   (``kdensity_nscf``) with enough empty bands. The grid is **Γ-centred** and holds every vertex
+   of the irreducible zone where GPAW finds such a grid (:func:`optics_kpoint_grid`), and the
+   dielectric step integrates with **tetrahedra** on the irreducible zone (``optics_grid="gamma"``,
+   ``integration="tetrahedron"``), chosen by measurement (issue 16; demo preset, uncorrected
+   PBEsol spectra, onset = first log10 α > 2.5, E5 = first log10 α > 5):
+
+   - The shifted (Γ-free) grid used before misses the band edge wherever the direct gap sits at Γ:
+     CdSe's 4x4x2 shifted grid has a 2.41 eV direct gap against 0.53 eV at Γ, its onset lay at
+     1.86 eV; ZnO's 6x6x4 shifted grid 1.55 against 0.59 eV (onset 1.05 eV); Na2S 2.84 against
+     2.33 eV, which put its E5 0.53 eV below the Materials Project reference (the Gaussian tail
+     of the first, strong shifted-grid transitions).
+   - A Γ-centred grid with point integration has the edge but puts the whole weight of Γ's
+     strong transitions (oscillator strength ∝ 1/ω², small ω) into one line: CdSe ε1(0) 60.8 on
+     4x4x2, ZnO 22.1 on 5x5x3; E5 collapses onto the gap.
+   - Γ-centred with tetrahedron integration (linear interpolation of the band energies between
+     the grid points) has the edge and spreads Γ's weight over the energies its tetrahedra span:
+     ZnO 6x6x4 onset 0.63 eV, E5 1.41 eV against 0.59 and 1.28 eV on a dense 10x10x6 grid; ZnS
+     8x8x8 E5 3.03 eV against 3.23 eV on 16x16x16; Na2S 4x4x4 E5 3.11 eV against the Materials
+     Project's 3.26 eV (PBE; its gap is 0.11 eV above ours). On the irreducible zone it is cheap
+     (ZnS 8x8x8: bands 6 s, dielectric 3 s; ZnO 6x6x4: 18 + 8 s against 31 + 6 s on the old
+     shifted grid); on the full zone, where no vertex-holding grid exists, the dielectric step
+     takes 2-9x the point integration.
+   - What it does not fix: GPAW interpolates the pair densities, ∝ 1/Δε, linearly inside each
+     tetrahedron, so on coarse grids a small direct gap at Γ still weighs too much away from the
+     edge and ε1(0) comes out high for small-gap, dispersive materials: ZnO 9.8 on 6x6x4, 6.5 on
+     10x10x6 (5.3 on the shifted grid that misses the edge); CdSe 17.9 on 6x6x2, 9.4 on 8x8x4.
+     ZnS: 6.60 on 8x8x8, 6.51 on 16x16x16 (PBEsol). Use the "converged" preset where ε1(0) of a
+     small-gap material matters.
+
+   The guard (:func:`~optabs.dft.gpaw.steps.optics_with_guard`): the optics grid's smallest
+   direct gap must lie within ``edge_tolerance_ev`` of the ground-state grid's; otherwise the grid
+   is densified (``max_grid_densifications``) and then the material fails, never silently starting
+   its spectrum late. Both gaps and their difference are in ``result.gap_details["optics_grid_guard"]``.
+   The band gap is taken from both grids.
 3. ``df.txt``: ``gpaw.response.df.DielectricFunction`` in the independent-particle (RPA without
    local-field effects) approximation, no intraband (Drude) term, Hilbert transform on GPAW's
    non-linear frequency grid with its default upper limit (cutting it lowers ε1(0): MgO 3.06
@@ -20,7 +51,9 @@ The chain, per material (each step writes its GPAW text log into ``workdir``):
 4. ``gllbsc.txt``: separate ground state with GLLB-SC (Kuisma et al., PRB 82, 115106 (2010)),
    whose Kohn-Sham gap plus derivative discontinuity is the corrected gap.
 
-Broadening: GPAW broadens with a Lorentzian of half width η. Its tails decay as η/δ², so ε2 stays
+Broadening: on top of the tetrahedron integration a Gaussian of 0.05 eV smooths the kinks of the
+linear interpolation (its tail reaches log10 α = 2.5 within ~0.05 eV of the gap). GPAW broadens
+with a Lorentzian of half width η. Its tails decay as η/δ², so ε2 stays
 well above zero deep inside the gap (MgO, η = 0.15 eV: ε2 = 0.016 at 2 eV and 0.07 at 4 eV with a
 4.6 eV gap): read at α = 10^2.5 cm^-1, MgO's absorption onset would come out at 1.3 eV. The default
 ``broadening="gaussian"`` therefore runs the Hilbert transform with a negligible η

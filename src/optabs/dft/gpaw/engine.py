@@ -26,8 +26,8 @@ from optabs.dft.gpaw.steps import (
     _gllbsc_gap,
     _ground_state,
     _GroundState,
-    _optics_bands,
     _OpticsBands,
+    optics_with_guard,
 )
 from optabs.dft.gpaw.structure import kpoint_grid, same_grid_corrected_gap, structure_to_atoms
 from optabs.dft.result import DielectricResult
@@ -63,7 +63,6 @@ class _Material:
     fallback_reason: str
     setups: dict[str, dict[str, Any]]
     kpts_gs: tuple[int, int, int]
-    kpts_nscf: tuple[int, int, int]
 
 
 class GpawEngine:
@@ -100,8 +99,7 @@ class GpawEngine:
         timings["setups"] = time.perf_counter() - t0
 
         kpts_gs = kpoint_grid(atoms, s.kdensity_gs)
-        kpts_nscf = kpoint_grid(atoms, s.kdensity_nscf, even=True)
-        m = _Material(material_id, structure, atoms, elements, xc, fallback_reason, setups, kpts_gs, kpts_nscf)
+        m = _Material(material_id, structure, atoms, elements, xc, fallback_reason, setups, kpts_gs)
         base_key = self._base_key(gpaw, m)
 
         t0 = time.perf_counter()
@@ -114,14 +112,15 @@ class GpawEngine:
         timings["ground_state"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        bands = _optics_bands(material_id, atoms, gs, s, kpts_nscf, base_key, workdir / "nscf.gpw", logs["nscf"])
+        bands, guard = optics_with_guard(material_id, atoms, gs, s, base_key, workdir / "nscf.gpw", logs["nscf"])
         timings["nscf"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        diel = _dielectric(material_id, bands.gpw, bands.nbands, s, logs["df"])
+        diel = _dielectric(material_id, bands, s, logs["df"])
         timings["dielectric"] = time.perf_counter() - t0
 
         gap_method, corrected, gap_details = self._corrected_gap(m, gs, bands, logs["gllbsc"], timings)
+        gap_details["optics_grid_guard"] = guard
         timings["total"] = time.perf_counter() - t_start
 
         if not s.keep_wavefunctions:
@@ -218,9 +217,13 @@ class GpawEngine:
             "setups_dir": str(s.resolved_setups_dir()),
             "setups": m.setups,
             "kpts_gs": list(m.kpts_gs),
-            "kpts_nscf": list(m.kpts_nscf),
+            "kpts_nscf": list(bands.kpts),
             "kpts_gs_gamma_centred": True,
-            "kpts_nscf_gamma_centred": False,
+            "kpts_nscf_gamma_centred": s.optics_grid == "gamma",
+            "kpts_nscf_has_ibz_vertices": bands.ibz_vertices,
+            "integration": s.integration + (
+                (" (irreducible zone)" if bands.ibz_vertices else " (full zone)") if s.integration == "tetrahedron" else ""
+            ),
             "n_occupied_bands": gs.n_occupied,
             "nbands_optics": bands.nbands,
             "band_top_above_vbm_ev": bands.band_top_ev,

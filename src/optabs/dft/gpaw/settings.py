@@ -21,6 +21,8 @@ THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THRE
 _GAP_METHODS = ("GLLB-SC", "none")
 _XCS = ("PBEsol", "PBE")
 _BROADENINGS = ("gaussian", "lorentzian")
+_OPTICS_GRIDS = ("gamma", "shifted")
+_INTEGRATIONS = ("tetrahedron", "point")
 
 
 def single_thread_env() -> dict[str, str]:
@@ -43,8 +45,8 @@ class GpawSettings(Settings):
 
     k-point density follows ASE's ``kptdensity2monkhorstpack``: along reciprocal vector b_i
     (|b_i| = 2π/d_i, in Å⁻¹) the grid has ``ceil(kdensity * |b_i|)`` points (at least 1); the
-    non-self-consistent grid is rounded up to even so that the Monkhorst-Pack grid misses Γ.
-    MgO (a = 4.212 Å, |b| = 2.58 Å⁻¹): density 2.0 -> 6x6x6, 3.0 -> 8x8x8.
+    optics grid is Γ-centred (``optics_grid="gamma"``, the default) or, as before issue 16,
+    rounded up to even so that it misses Γ (``"shifted"``). MgO (a = 4.212 Å, |b| = 2.58 Å⁻¹): density 2.0 -> 6x6x6, 3.0 -> 8x8x8.
 
     Empty bands for the optics step: ``max(empty_bands_per_atom * atoms, volume / volume_per_empty_band_a3)``
     above the occupied ones (one per 3 Å³: reaching 15 eV above the VBM took one empty band per
@@ -60,8 +62,9 @@ class GpawSettings(Settings):
     Presets (:attr:`PRESETS`; ``GpawSettings.preset(name, **overrides)``, where overrides replace
     single fields):
 
-    - ``"demo"``: PW 400 eV, ground-state k-density 2.0 (Γ-centred), optics 2.2 (shifted),
-      response cutoff 10 eV, broadening 0.15 eV. For tests, laptops and screening: 10-90 s
+    - ``"demo"``: PW 400 eV, ground-state k-density 2.0 (Γ-centred), optics 2.2 (Γ-centred,
+      tetrahedron integration, see :mod:`optabs.dft.gpaw`), response cutoff 10 eV, Gaussian
+      broadening 0.05 eV on top of the tetrahedron integration. For tests, laptops and screening: 10-90 s
       per cell of up to 6 atoms on one core (La2O3, with its f bands, 133 s); gaps within
       ~0.2 eV of converged (MgO 4.59 vs 4.78 eV PBE at 800 eV), ε1(0) within a few %. The
       optics k-density was 3.0 until measured CPU times showed the optics step dominating:
@@ -100,7 +103,11 @@ class GpawSettings(Settings):
     max_band_retries: int = 2
     nscf_eigenstates: float | None = None  # optics-step tolerance (eV^2 per electron); None = GPAW's 4e-8
     response_ecut_ev: float = 10.0  # plane-wave cutoff of the response function
-    eta_ev: float = 0.15  # broadening: Gaussian σ ("gaussian") or Lorentzian η ("lorentzian")
+    optics_grid: str = "gamma"  # "gamma": Γ-centred optics k-grid; "shifted": even, Γ-free (before issue 16)
+    integration: str = "tetrahedron"  # GPAW's Brillouin-zone integration of the response: or "point"
+    edge_tolerance_ev: float = 0.1  # the optics grid may miss the ground-state direct gap by this much
+    max_grid_densifications: int = 1  # optics-grid densifications (x1.5 density) before the material fails
+    eta_ev: float = 0.05  # broadening: Gaussian σ ("gaussian") or Lorentzian η ("lorentzian")
     broadening: str = "gaussian"
     domega0_ev: float = 0.05  # frequency spacing at ω = 0 of GPAW's non-linear grid
     omega2_ev: float = 10.0  # frequency at which that spacing has doubled (GPAW's default)
@@ -115,11 +122,16 @@ class GpawSettings(Settings):
         self.check_choice("xc", _XCS)
         self.check_choice("gap_method", _GAP_METHODS)
         self.check_choice("broadening", _BROADENINGS)
+        self.check_choice("optics_grid", _OPTICS_GRIDS)
+        self.check_choice("integration", _INTEGRATIONS)
+        if self.integration == "tetrahedron" and self.optics_grid != "gamma":
+            raise self.invalid("integration", "'point' with optics_grid 'shifted' (tetrahedra need a Γ-centred grid)")
         self.check_numbers(
             "ecut_ev", "kdensity_gs", "kdensity_nscf", "smearing_ev", "empty_bands_per_atom",
             "volume_per_empty_band_a3", "min_band_top_ev", "response_ecut_ev", "eta_ev",
-            "domega0_ev", "omega2_ev", "gllbsc_smearing_ev",
+            "domega0_ev", "omega2_ev", "gllbsc_smearing_ev", "edge_tolerance_ev",
         )
+        self.check_numbers("max_grid_densifications", integer=True, inclusive=True)
         self.check_numbers("maxiter", integer=True, minimum=1, inclusive=True, optional=True)
         self.check_numbers("nscf_eigenstates", optional=True)
         self.check_numbers("max_band_retries", integer=True, inclusive=True)

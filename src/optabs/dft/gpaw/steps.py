@@ -21,7 +21,15 @@ from optabs.dft.gpaw.errors import GpawCalculationError
 from optabs.dft.gpaw.paw_transform import direct_paw_transforms
 from optabs.dft.gpaw.settings import GpawSettings
 from optabs.dft.gpaw.setups import dataset_valence, find_dataset
-from optabs.dft.gpaw.structure import BandEdges, _eigenvalues, _n_occupied, band_edges, merge_edges, more_empty_bands
+from optabs.dft.gpaw.structure import (
+    BandEdges,
+    _eigenvalues,
+    _n_occupied,
+    band_edges,
+    merge_edges,
+    more_empty_bands,
+    optics_kpoint_grid,
+)
 from optabs.dft.result import CalculationError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,13 +164,19 @@ class _OpticsBands:
     edges: BandEdges  # over the ground-state and optics grids
     band_top_ev: float  # lowest energy of the highest converged band above the VBM
     attempts: list[dict[str, float]]
+    kpts: tuple[int, ...]  # the optics grid these bands are on
+    ibz_vertices: bool = False  # the grid holds every vertex of the irreducible zone
 
 
 def _optics_bands(
     material_id: str, atoms: Atoms, gs: _GroundState, s: GpawSettings, kpts: tuple[int, int, int],
     key: dict[str, Any], gpw: Path, log: Path,
 ) -> _OpticsBands:
-    """Bands at fixed density on the shifted grid ``kpts``, more of them until the top is high enough."""
+    """Bands at fixed density on the optics grid ``kpts``, more of them until the top is high enough.
+
+    The grid is Γ-centred or shifted (Γ-free) as ``s.optics_grid`` says.
+    """
+    gamma = s.optics_grid == "gamma"
     n_empty = math.ceil(max(s.empty_bands_per_atom * len(atoms), atoms.get_volume() / s.volume_per_empty_band_a3))
     band_attempts: list[dict[str, float]] = []
     for _attempt in range(s.max_band_retries + 1):
@@ -172,13 +186,14 @@ def _optics_bands(
             nscf_convergence["eigenstates"] = s.nscf_eigenstates
         extra = max(4, math.ceil(0.1 * nbands))  # unconverged buffer bands above the converged ones
         nscf_key = _fingerprint(
-            {**key, "kpts_nscf": kpts, "nbands": nbands, "extra": extra, "eigenstates": s.nscf_eigenstates}
+            {**key, "kpts_nscf": kpts, "gamma_nscf": gamma, "nbands": nbands, "extra": extra,
+             "eigenstates": s.nscf_eigenstates}
         )
         nscf = _load_cached_gpw(material_id, gpw, nscf_key, "nscf")
         with _step(material_id, "nscf", log):
             if nscf is None:
                 nscf = gs.calc.fixed_density(
-                    kpts={"size": kpts, "gamma": False},
+                    kpts={"size": kpts, "gamma": gamma},
                     nbands=nbands + extra,
                     convergence=nscf_convergence,
                     txt=str(log),
@@ -200,7 +215,62 @@ def _optics_bands(
             log,
             "nscf",
         )
-    return _OpticsBands(gpw, nbands, edges_nscf, edges, band_top_ev, band_attempts)
+    return _OpticsBands(gpw, nbands, edges_nscf, edges, band_top_ev, band_attempts, tuple(kpts))
+
+
+def edge_miss_ev(edges_gs: BandEdges, edges_optics: BandEdges) -> float:
+    """How far (eV) the optics grid's smallest direct gap lies above the ground-state grid's.
+
+    Positive: the optics grid misses the band-edge transitions the ground state found, and the
+    spectrum would start that much too high. 0 or negative: it has them (or smaller ones).
+    """
+    return float(edges_optics.direct_gap - edges_gs.direct_gap)
+
+
+def optics_with_guard(
+    material_id: str, atoms: Atoms, gs: _GroundState, s: GpawSettings, key: dict[str, Any], gpw: Path, log: Path,
+) -> tuple[_OpticsBands, dict[str, Any]]:
+    """The optics bands on a grid that has the band edge, and the guard's record (``gap_details``).
+
+    The optics grid's direct gap must lie within ``s.edge_tolerance_ev`` of the ground-state
+    grid's; otherwise the optics density grows by 1.5x, at most ``s.max_grid_densifications``
+    times, and then the material fails with the two gaps in the reason: a spectrum whose edge is
+    shifted up by the grid is never returned silently (issue 16: CdSe on the shifted 4x4x2 grid
+    started 1.9 eV above its 0.53 eV direct gap at Γ).
+    """
+    density = s.kdensity_nscf
+    attempts: list[dict[str, Any]] = []
+    for densification in range(s.max_grid_densifications + 1):
+        kpts, vertices = optics_kpoint_grid(atoms, density, s.optics_grid)
+        bands = _optics_bands(material_id, atoms, gs, s, kpts, key, gpw, log)
+        bands.ibz_vertices = vertices
+        miss = edge_miss_ev(gs.edges, bands.edges_nscf)
+        attempts.append({"kpts": list(kpts), "kdensity": density, "direct_gap_optics_grid_ev": bands.edges_nscf.direct_gap,
+                         "miss_ev": miss})
+        if miss <= s.edge_tolerance_ev or gs.metallic:
+            break
+        if densification < s.max_grid_densifications:
+            density *= 1.5
+    guard = {
+        "direct_gap_ground_state_grid_ev": gs.edges.direct_gap,
+        "direct_gap_optics_grid_ev": bands.edges_nscf.direct_gap,
+        "difference_ev": miss,
+        "tolerance_ev": s.edge_tolerance_ev,
+        "optics_grid": s.optics_grid,
+        "attempts": attempts,
+        "passed": bool(miss <= s.edge_tolerance_ev or gs.metallic),
+    }
+    if not guard["passed"]:
+        raise GpawCalculationError(
+            f"{material_id}: the optics k-grid {list(kpts)} ({s.optics_grid}) misses the band edge: its smallest "
+            f"direct gap is {bands.edges_nscf.direct_gap:.3f} eV, {miss:.3f} eV above the ground-state grid's "
+            f"{gs.edges.direct_gap:.3f} eV (tolerance {s.edge_tolerance_ev} eV) after {s.max_grid_densifications} "
+            "densification(s); the spectrum would start too high. Use optics_grid: gamma, raise kdensity_nscf "
+            "or max_grid_densifications",
+            log,
+            "nscf",
+        )
+    return bands, guard
 
 
 @dataclass
@@ -210,21 +280,35 @@ class _Dielectric:
     omegamax_ev: float
 
 
-def _dielectric(material_id: str, gpw: Path, nbands: int, s: GpawSettings, log: Path) -> _Dielectric:
+def integration_kwargs(integration: str, ibz_vertices: bool) -> dict[str, Any]:
+    """GPAW ``DielectricFunction`` arguments for ``integration`` ("tetrahedron" or "point").
+
+    GPAW's tetrahedra run on the irreducible zone only where the k-grid holds every vertex of it
+    (``ibz_vertices``, see :func:`~optabs.dft.gpaw.structure.optics_kpoint_grid`); otherwise on
+    the full zone (``qsymmetry=False``), which works on any grid and costs several times more
+    (CdSe 4x4x2: 35 s against 4 s of point integration).
+    """
+    if integration == "tetrahedron":
+        return {"integrationmode": "tetrahedron integration", "qsymmetry": bool(ibz_vertices)}
+    return {"integrationmode": "point integration"}
+
+
+def _dielectric(material_id: str, bands: _OpticsBands, s: GpawSettings, log: Path) -> _Dielectric:
     from gpaw.response.df import DielectricFunction
 
     eta = UNBROADENED_ETA_EV if s.broadening == "gaussian" else s.eta_ev
     with _step(material_id, "dielectric", log), direct_paw_transforms():
         df = DielectricFunction(
-            str(gpw),
+            str(bands.gpw),
             # a fresh dict: GPAW writes the default upper limit (omegamax) into it
             frequencies={"type": "nonlinear", "domega0": s.domega0_ev, "omega2": s.omega2_ev},
             eta=eta,
             ecut=s.response_ecut_ev,
-            nbands=nbands,
+            nbands=bands.nbands,
             intraband=False,
             hilbert=True,
             txt=str(log),
+            **integration_kwargs(s.integration, bands.ibz_vertices),
         )
         names = list(TENSOR_DIRECTIONS) if s.off_diagonal else ["x", "y", "z"]
         eps_d = {}

@@ -61,6 +61,34 @@ def kpoint_grid(atoms: Atoms, density: float, even: bool = False) -> tuple[int, 
     return n1, n2, n3
 
 
+def optics_kpoint_grid(atoms: Atoms, density: float, optics_grid: str) -> tuple[tuple[int, int, int], bool]:
+    """The optics k-grid for ``density`` (k-points per Å⁻¹), and whether it holds every vertex of the irreducible zone.
+
+    ``"shifted"``: ASE's even grid (Γ-free), never with the vertices. ``"gamma"``: the smallest
+    even, Γ-centred grid of at least ``density`` that contains every vertex of the irreducible
+    Brillouin zone (GPAW's ``optimal_monkhorst_pack_grid``): on it GPAW's tetrahedron integration
+    can run on the irreducible zone (fcc MgO, ZnS: 8x8x8 at 2.2; wurtzite ZnO: 6x6x4; perovskites
+    4x4x4). Where no such grid exists within GPAW's search (anatase), the plain Γ-centred grid of
+    ``density``, with the tetrahedra then spanning the full zone.
+    """
+    if optics_grid == "shifted":
+        return kpoint_grid(atoms, density, even=True), False
+    import contextlib
+    import io
+
+    from gpaw.bztools import optimal_monkhorst_pack_grid
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its search
+            found = optimal_monkhorst_pack_grid(
+                atoms, kptdensity=density, force_gamma=True, force_even=True, contains_ibz_vertices=True
+            )
+    except (RuntimeError, ValueError):
+        return kpoint_grid(atoms, density), False
+    n1, n2, n3 = (int(n) for n in found["size"])
+    return (n1, n2, n3), True
+
+
 @dataclass
 class BandEdges:
     """Band edges (eV, GPAW's absolute scale) from eigenvalues on one or more k-grids."""

@@ -1,0 +1,109 @@
+"""The demo preset's absorption edge against the same engine on a dense optics grid (issue 16).
+
+For every material of the demo catalog (cells of up to 6 atoms), GPAW runs twice in one work
+folder: the demo preset, and the demo preset with twice the optics k-density (``kdensity_nscf``
+4.4 instead of 2.2: fcc 16x16x16 instead of 8x8x8), the "converged edge". The ground state is
+computed once and read from its cache the second time, so the two differ only in the optics
+grid. Both spectra are uncorrected (``gap_method: none``: the gap correction shifts both alike).
+Per material: onset (first log10 α > 2.5) and E5 (first log10 α > 5) of each, and the
+differences demo − dense; materials with a gap below 0.3 eV are listed but not counted, as the
+study drops them.
+
+Run: ``python benchmarks/bench_edges.py`` (prints JSON). ``OPTABS_BENCH_QUICK=1``: MgO, ZnS, ZnO.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import REPO, bench_env, quick  # noqa: E402
+
+QUICK_MATERIALS = ["mp-1265", "mp-10695", "mp-2133"]  # MgO, ZnS, ZnO
+DENSE_FACTOR = 2.0
+MIN_GAP_EV = 0.3
+
+
+def _one(material_id: str, workdir: str) -> dict:
+    """Demo and dense-optics edges of one catalog material (runs in a worker process)."""
+    import numpy as np
+
+    from optabs.dft import CalculationError
+    from optabs.dft.gpaw import GpawEngine, GpawSettings
+    from optabs.spectra import energy_grid, onset_energy
+    from optabs.spectra.reference import first_above, uncorrected_log10_alpha
+    from optabs.structures.catalog import load_catalog
+
+    candidate = next(c for c in load_catalog(REPO / "resources" / "catalog.yaml") if c.material_id == material_id)
+    demo = GpawSettings.preset("demo", gap_method="none")
+    dense = GpawSettings.preset("demo", gap_method="none", kdensity_nscf=demo.kdensity_nscf * DENSE_FACTOR)
+    row: dict = {"formula": candidate.structure.composition.reduced_formula}
+    grid = energy_grid()
+    for name, settings in (("demo", demo), ("dense", dense)):
+        try:
+            result = GpawEngine(settings).run(material_id, candidate.structure, Path(workdir) / material_id)
+        except CalculationError as exc:
+            row[name] = {"error": str(exc)[:300]}
+            continue
+        spectrum = uncorrected_log10_alpha(result.energy_ev, result.eps_imag, result.dft_gap_ev)
+        row["gap_ev"] = round(result.dft_gap_ev, 3)
+        row[name] = {
+            "kpts_optics": result.settings["kpts_nscf"],
+            "integration": result.settings["integration"],
+            "onset_ev": onset_energy(grid, spectrum),
+            "e5_ev": first_above(grid, spectrum, 5.0),
+            "eps1_0": round(float(np.mean(result.eps_real[0, :3])), 2),
+            "seconds": round(result.timings_s["total"], 1),
+        }
+    if "onset_ev" in row.get("demo", {}) and "onset_ev" in row.get("dense", {}):
+        for key in ("onset_ev", "e5_ev"):
+            a, b = row["demo"][key], row["dense"][key]
+            row[f"d_{key}"] = None if a is None or b is None else round(a - b, 3)
+    return row
+
+
+def run() -> dict:
+    import os
+
+    from optabs.structures.catalog import load_catalog
+
+    os.environ.update({k: v for k, v in bench_env().items() if k.endswith("_NUM_THREADS") or k == "GPAW_CONFIG"})
+    ids = [c.material_id for c in load_catalog(REPO / "resources" / "catalog.yaml") if len(c.structure) <= 6]
+    if quick():
+        ids = [m for m in ids if m in QUICK_MATERIALS]
+    with tempfile.TemporaryDirectory(prefix="optabs-bench-edges-") as tmp, ProcessPoolExecutor(2) as pool:
+        rows = dict(zip(ids, pool.map(_one, ids, [tmp] * len(ids)), strict=True))
+    counted = {m: r for m, r in rows.items() if r.get("gap_ev", 0) >= MIN_GAP_EV and "d_onset_ev" in r}
+
+    def worst(key: str) -> float | None:
+        values = [abs(r[key]) for r in counted.values() if r.get(key) is not None]
+        return round(max(values), 3) if values else None
+
+    def median(key: str) -> float | None:
+        values = [abs(r[key]) for r in counted.values() if r.get(key) is not None]
+        return round(statistics.median(values), 3) if values else None
+
+    return {
+        "quick": quick(),
+        "dense_factor": DENSE_FACTOR,
+        "materials": len(rows),
+        "counted (gap >= 0.3 eV)": len(counted),
+        "max_abs_d_onset_ev": worst("d_onset_ev"),
+        "max_abs_d_e5_ev": worst("d_e5_ev"),
+        "median_abs_d_onset_ev": median("d_onset_ev"),
+        "median_abs_d_e5_ev": median("d_e5_ev"),
+        "beyond_0.15_ev": sorted(m for m, r in counted.items()
+                                 if any(abs(r.get(k) or 0) > 0.15 for k in ("d_onset_ev", "d_e5_ev"))),
+        "per_material": rows,
+    }
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO / "src"))
+    print(json.dumps(run(), indent=2))
