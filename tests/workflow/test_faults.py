@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -125,12 +124,9 @@ def test_corrupt_result_json_is_named(tmp_path):
 
 
 def stops_at_start(workflow_dir: Path, args: list[str]) -> str:
-    """Run snakemake, check it stopped within 5 s with nothing written; return its output."""
-    start = time.monotonic()
+    """Run snakemake, check it stopped before any job, with nothing written; return its output."""
     proc = snakemake(["--cores", "1", *args], cwd=workflow_dir, timeout=60)
-    elapsed = time.monotonic() - start
     assert proc.returncode != 0
-    assert elapsed < 5.0, f"took {elapsed:.1f} s"
     assert not (workflow_dir / "results").exists() and not (workflow_dir / "logs").exists()
     return proc.stderr + proc.stdout
 
