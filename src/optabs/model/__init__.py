@@ -13,9 +13,11 @@ One concern per module (import them directly; this package itself imports no tor
 workflow can read :class:`ModelSettings` without it):
 
 ``settings``    :class:`ModelSettings` and the graph cache's format tag (no torch)
-``graphs``      ``build_graphs`` -> ``{material_id: (g, lg)}`` (alignn ``TorchGraph`` pairs: the
-                k-nearest atom graph and its line graph), cached on disk by ``cached_graphs`` /
-                ``save_graphs`` / ``load_graphs`` under a key made of the graph settings
+``crystal_graph`` the study's graph of one structure (numpy): k-nearest neighbour shells, undirected,
+                and its line graph; ``torch_graph`` makes the alignn ``TorchGraph`` pair (g, lg)
+``graphs``      ``build_graphs`` -> ``{material_id: (g, lg)}`` for many structures in worker
+                processes, cached on disk by ``cached_graphs`` / ``save_graphs`` / ``load_graphs``
+                under a key made of the builder's name and version and the graph settings
 ``split``       ``split_ids``: the seeded train/val/test split (no torch)
 ``network``     the alignn configuration, building the network, batching graphs, the forward pass
 ``train``       ``train(dataset, graphs, settings, outdir, grid)`` writes ``checkpoint.pt`` (the

@@ -1,15 +1,20 @@
-"""Crystal graphs: alignn's k-nearest atom graph and its line graph, and their cache on disk.
+"""Crystal graphs of many structures, built on all cores, and their cache on disk.
 
-``build_graphs`` -> ``{material_id: (g, lg)}`` (alignn ``TorchGraph`` pairs); ``cached_graphs``
-reuses the graphs of unchanged structures from a cache file keyed by the graph settings
+``build_graphs`` -> ``{material_id: (g, lg)}`` (alignn ``TorchGraph`` pairs of the study's
+k-nearest-shell graph, :mod:`optabs.model.crystal_graph`); ``cached_graphs`` reuses the graphs
+of unchanged structures from a cache file keyed by the builder and the graph settings
 (:meth:`ModelSettings.graph_key`).
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import dataclasses
 import hashlib
 import logging
-from collections.abc import Mapping
+import multiprocessing
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,50 +24,138 @@ import torch
 
 from optabs.errors import InputError
 from optabs.io import atomic_path
+from optabs.model.crystal_graph import GraphArrays, graph_arrays, torch_graph
 from optabs.model.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
 Graph = tuple[Any, Any]  # (TorchGraph atom graph, TorchGraph line graph)
 
+#: Fewer structures than this are built in this process: a pool's start costs more than it saves.
+MIN_PARALLEL = 64
 
-def _build_one(structure: Any, settings: ModelSettings) -> Graph:
-    """(g, lg) of one pymatgen Structure (alignn's pure-PyTorch builder)."""
-    from alignn.torch_graph_builder import build_pure_torch_graph
-    from jarvis.core.atoms import pmg_to_atoms
 
-    g, lg = build_pure_torch_graph(
-        pmg_to_atoms(structure),
-        two_body_cutoff=float(settings.cutoff),
-        three_body_cutoff=float(settings.three_body_cutoff),
+def _build_one(structure: Any, settings: ModelSettings) -> GraphArrays:
+    """The graph arrays of one pymatgen Structure (raises ``ValueError`` naming what is wrong)."""
+    if not structure.is_ordered:
+        raise ValueError("the structure has disordered (partially occupied) sites; a crystal graph needs one element per site")
+    return graph_arrays(
+        structure.lattice.matrix,
+        structure.frac_coords,
+        np.array([site.specie.Z for site in structure], dtype=np.int64),
         max_neighbors=int(settings.max_neighbors),
-        atom_features="cgcnn",
+        cutoff=float(settings.cutoff),
+        shell_tolerance=float(settings.shell_tolerance),
+        three_body_cutoff=float(settings.three_body_cutoff),
     )
-    if g.num_edges == 0:
-        raise ValueError(f"no neighbours within {settings.cutoff} A")
-    return g, lg
 
 
-def build_graphs(structures: Mapping[str, Any], settings: ModelSettings) -> tuple[dict[str, Graph], list[tuple[str, str]]]:
+def _build_many(structures: Sequence[Any], settings: ModelSettings) -> list[GraphArrays | str]:
+    """Graph arrays of each structure, or the reason it failed (one failure never stops the rest)."""
+    out: list[GraphArrays | str] = []
+    for structure in structures:
+        try:
+            out.append(_build_one(structure, settings))
+        except Exception as exc:  # one bad structure must not stop the others
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out
+
+
+# A worker's share of the job, set once per worker process (inherited, not pickled, under fork).
+_WORK: tuple[Sequence[Any], ModelSettings] | None = None
+
+
+def _init_worker(structures: Sequence[Any], settings: ModelSettings) -> None:
+    global _WORK
+    _WORK = (structures, settings)
+    # Tiny arrays: a second thread per process only adds contention.
+    torch.set_num_threads(1)
+
+
+def _compact(result: GraphArrays | str) -> GraphArrays | str:
+    """``result`` with the float32 / int32 arrays the torch graph needs (half the bytes to send back)."""
+    if isinstance(result, str):
+        return result
+    return dataclasses.replace(
+        result, r=result.r.astype(np.float32), cos=result.cos.astype(np.float32),
+        lg_src=result.lg_src.astype(np.int32), lg_dst=result.lg_dst.astype(np.int32),
+    )
+
+
+def _build_range(start: int, stop: int) -> list[GraphArrays | str]:
+    assert _WORK is not None, "worker not initialised"
+    structures, settings = _WORK
+    return [_compact(result) for result in _build_many(structures[start:stop], settings)]
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _build_parallel(structures: Sequence[Any], settings: ModelSettings, workers: int) -> list[GraphArrays | str]:
+    """:func:`_build_many` in ``workers`` processes, in chunks (a few per worker to balance the load)."""
+    # The first structure is built here: that loads the lazily loaded modules and tables once,
+    # before the fork, instead of once in every worker.
+    head = _build_many(structures[:1], settings)
+    n = len(structures)
+    size = max(1, min(256, -(-(n - 1) // (4 * workers))))
+    ranges = [(start, min(start + size, n)) for start in range(1, n, size)]
+    # fork: workers inherit the structures and the imported modules (spawn would re-import
+    # pymatgen and torch in each worker, ~2 s, as long as the whole job).
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    results: dict[tuple[int, int], list[GraphArrays | str]] = {}
+    try:
+        with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                    initargs=(structures, settings)) as pool:
+            futures = {pool.submit(_build_range, *span): span for span in ranges}
+            for future in cf.as_completed(futures):
+                results[futures[future]] = future.result()
+    except cf.process.BrokenProcessPool as exc:
+        # A worker died (killed from outside; crystal_graph refuses searches that would exhaust
+        # memory): build what is missing here.
+        log.warning("graph worker process died (%s); building the remaining %d chunk(s) in this process",
+                    exc, len(ranges) - len(results))
+        for start, stop in ranges:
+            if (start, stop) not in results:
+                results[(start, stop)] = _build_many(structures[start:stop], settings)
+    return head + [item for span in ranges for item in results[span]]
+
+
+def build_graphs(
+    structures: Mapping[str, Any], settings: ModelSettings, workers: int | None = None
+) -> tuple[dict[str, Graph], list[tuple[str, str]]]:
     """Graphs of ``{material_id: pymatgen Structure}``.
 
-    Returns ``(graphs, failures)``: ``{material_id: (g, lg)}`` for every structure that could be
-    built and ``[(material_id, reason), ...]`` for those that could not (logged; the rest go on).
+    Returns ``(graphs, failures)``: ``{material_id: (g, lg)}`` (in the order of ``structures``)
+    for every structure that could be built and ``[(material_id, reason), ...]`` for those that
+    could not (logged; the rest go on). ``workers``: processes (default: every core this process
+    may use); fewer than :data:`MIN_PARALLEL` structures are built in this process.
     """
-    graphs: dict[str, Graph] = {}
-    failures: list[tuple[str, str]] = []
+    ids = list(structures)
+    items = [structures[mid] for mid in ids]
+    workers = default_workers() if workers is None else max(1, int(workers))
     old_threads = torch.get_num_threads()
-    # The builder's tensors are tiny: a second thread only adds contention (7 instead of
-    # ~200 structures/s measured beside another busy process).
+    # The torch work here (tensors from the arrays) is tiny: a second thread only adds contention
+    # (alignn's builder made 7 instead of ~200 structures/s with two threads beside a busy process).
     torch.set_num_threads(1)
     try:
-        for material_id, structure in structures.items():
-            try:
-                graphs[material_id] = _build_one(structure, settings)
-            except Exception as exc:  # one bad structure must not stop the others
-                reason = f"{type(exc).__name__}: {exc}"
-                log.warning("graph of %s could not be built: %s", material_id, reason)
-                failures.append((material_id, reason))
+        if workers > 1 and len(items) >= MIN_PARALLEL:
+            built = _build_parallel(items, settings, min(workers, len(items)))
+        else:
+            built = _build_many(items, settings)
+        graphs: dict[str, Graph] = {}
+        failures: list[tuple[str, str]] = []
+        for mid, result in zip(ids, built):
+            if isinstance(result, str):
+                log.warning("graph of %s could not be built: %s", mid, result)
+                failures.append((mid, result))
+            else:
+                graphs[mid] = torch_graph(result)
     finally:
         torch.set_num_threads(old_threads)
     return graphs, failures

@@ -23,13 +23,15 @@ GRAPH_CACHE_FORMAT = "optabs-graphs-1"
 class ModelSettings(Settings):
     """Graph, network and training settings. Defaults are the study's (the ``paper`` preset).
 
-    Graph (the cache key): ``cutoff`` (angstrom) bounds the neighbour search and
-    ``max_neighbors`` keeps the k nearest per atom (the study: k-nearest, k = 10, 10 angstrom).
-    ``three_body_cutoff`` (angstrom): only bonds shorter than this form line-graph triplets.
-    The study's DGL k-nearest builder makes the line graph of *all* kept bonds, so the default
-    is the full ``cutoff`` (10 angstrom); alignn's ``atom_dgl_multigraph`` would silently use
-    3.5 angstrom. With 10 neighbours on oxides the two differ little (about 100 vs 88 triplets
-    per atom) but only the full cutoff is the study's graph.
+    Graph (the cache key; the definition is in :mod:`optabs.model.crystal_graph`): each atom
+    keeps every neighbour up to the distance of its ``max_neighbors``-th nearest one plus
+    ``shell_tolerance`` (angstrom; whole shells of equidistant neighbours), and the bonds are
+    made undirected (the study: k-nearest, k = 10). ``cutoff`` (angstrom) is where the
+    neighbour search starts; it grows, as in alignn's builder, for an atom with fewer than k
+    neighbours within it. ``three_body_cutoff`` (angstrom): only bonds no longer than this form
+    line-graph triplets. The study's DGL k-nearest builder makes the line graph of *all* kept
+    bonds, so the default is the full ``cutoff`` (10 angstrom; at or above ``cutoff`` every
+    bond takes part); alignn's ``atom_dgl_multigraph`` would silently use 3.5 angstrom.
 
     Network: ``alignn_layers`` ALIGNN (atom graph + line graph) layers, then ``gcn_layers``
     edge-gated graph convolutions, ``hidden_features`` wide; ``embedding_features`` is the width
@@ -63,6 +65,7 @@ class ModelSettings(Settings):
     cutoff: float = 10.0
     three_body_cutoff: float = 10.0
     max_neighbors: int = 10
+    shell_tolerance: float = 1e-3
     epochs: int = 500
     batch_size: int = 4
     learning_rate: float = 1e-3
@@ -106,7 +109,7 @@ class ModelSettings(Settings):
         self.check_numbers("alignn_layers", "gcn_layers", integer=True, inclusive=True)
         self.check_numbers("hidden_features", "embedding_features", "edge_input_features", "triplet_input_features",
                            "max_neighbors", "epochs", "batch_size", "threads", integer=True, minimum=1, inclusive=True)
-        self.check_numbers("cutoff", "three_body_cutoff", "learning_rate")
+        self.check_numbers("cutoff", "three_body_cutoff", "shell_tolerance", "learning_rate")
         if self.three_body_cutoff > self.cutoff:
             raise self.invalid("three_body_cutoff", f"at most 'cutoff' ({self.cutoff} A)")
         self.check_numbers("weight_decay", inclusive=True)
@@ -123,12 +126,18 @@ class ModelSettings(Settings):
             raise self.invalid("device", "auto, cpu, cuda or cuda:N")
 
     def graph_key(self) -> dict[str, Any]:
-        """The settings a graph depends on (the graph cache's key)."""
+        """What a graph depends on (the graph cache's key): the cache format, the builder's
+        name and version (:data:`optabs.model.crystal_graph.BUILDER`) and the graph settings."""
+        from optabs.model.crystal_graph import BUILDER, BUILDER_VERSION
+
         return {
             "format": GRAPH_CACHE_FORMAT,
+            "builder": BUILDER,
+            "builder_version": BUILDER_VERSION,
             "cutoff": float(self.cutoff),
             "three_body_cutoff": float(self.three_body_cutoff),
             "max_neighbors": int(self.max_neighbors),
+            "shell_tolerance": float(self.shell_tolerance),
             "atom_features": "cgcnn",
         }
 

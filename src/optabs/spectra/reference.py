@@ -55,11 +55,11 @@ def read_reference(folder: str | Path) -> list[ReferenceSpectrum]:
             raise InputError(f"{path}: missing; a reference folder needs materials.csv and id_prop.csv")
     rows: dict[str, FloatArray] = {}
     with spectra.open() as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
-            values = np.asarray(row[1:], dtype=float)
+        for line_no, fields in enumerate(csv.reader(fh), start=1):
+            values = np.asarray(fields[1:], dtype=float)
             if values.shape != (1501,):
                 raise InputError(f"{spectra}, line {line_no}: {len(values)} values, expected 1501 (0-15 eV)")
-            rows[row[0]] = values
+            rows[fields[0]] = values
     out = []
     with materials.open() as fh:
         for row in csv.DictReader(fh):

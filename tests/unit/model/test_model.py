@@ -154,18 +154,30 @@ def test_presets_follow_the_study_and_unknown_keys_are_named():
 # ---------------------------------------------------------------- graphs and their cache
 
 
-def test_graphs_have_k_neighbours_and_cgcnn_features(graphs):
+def test_graphs_keep_whole_neighbour_shells_and_cgcnn_features(graphs):
     g, lg = graphs["mgo"]
     assert g.ndata["atom_features"].shape == (2, ATOM_INPUT_FEATURES)
-    assert g.num_edges == 2 * 10  # exactly max_neighbors per atom
+    # The 10th neighbour of Mg and of O lies in the shell of 12 at a/sqrt(2): all 6 + 12 are kept.
+    assert torch.bincount(g.src).tolist() == [18, 18]
+    assert torch.bincount(g.dst).tolist() == [18, 18]
+    lengths = sorted(round(float(x), 3) for x in g.edata["r"][g.src == 0].norm(dim=1))
+    assert lengths == [2.105] * 6 + [2.977] * 12
     assert lg.num_nodes == g.num_edges
 
 
-def test_a_structure_that_fails_is_named_and_the_rest_go_on():
-    lonely = Structure(Lattice.cubic(30.0), ["Mg"], [[0, 0, 0]])  # no neighbour within 10 A
-    built, failures = build_graphs({"mgo": MATERIALS[0][1], "lonely": lonely}, tiny_settings())
-    assert list(built) == ["mgo"]
-    assert [f[0] for f in failures] == ["lonely"]
+def disordered() -> Structure:
+    """A rock salt with a half-Mg, half-Ca site: no crystal graph (one element per site needed)."""
+    return Structure(Lattice.cubic(4.5), [{"Mg": 0.5, "Ca": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_structure_that_fails_is_named_and_the_rest_go_on(workers, monkeypatch):
+    monkeypatch.setattr(G, "MIN_PARALLEL", 1)  # workers=2 goes through the process pool
+    structures = {"mgo": MATERIALS[0][1], "mixed": disordered(), **{mid: s for mid, s, _ in MATERIALS[1:4]}}
+    built, failures = build_graphs(structures, tiny_settings(), workers=workers)
+    assert list(built) == ["mgo", "cao", "sro", "bas"]
+    assert [f[0] for f in failures] == ["mixed"]
+    assert "disordered" in failures[0][1]
 
 
 def test_graph_cache_is_reused_and_rebuilt_when_settings_or_structures_change(tmp_path, monkeypatch):
@@ -213,15 +225,14 @@ def test_a_corrupt_graph_cache_is_an_input_error_naming_the_file(tmp_path):
 
 
 def test_graphs_stage_writes_a_failure_record_per_structure_without_a_graph(tmp_path):
-    lonely = Structure(Lattice.cubic(30.0), ["Mg"], [[0, 0, 0]])  # no neighbour within 10 A
     paths = {name: tmp_path / name for name in ("dataset.parquet", "cache.pt", "graphs.json", "failures.csv")}
-    write_dataset(paths["dataset.parquet"], make_dataset(MATERIALS[:2] + [("lonely", lonely, 3.0)]))
+    write_dataset(paths["dataset.parquet"], make_dataset(MATERIALS[:2] + [("mixed", disordered(), 3.0)]))
     graphs_stage(paths["dataset.parquet"], tiny_settings(), paths["cache.pt"], paths["graphs.json"], paths["failures.csv"])
     failures = pd.read_csv(paths["failures.csv"], keep_default_na=False)
     assert failures.columns.tolist() == ["material_id", "stage", "reason", "detail"]
-    assert failures[["material_id", "stage"]].values.tolist() == [["lonely", "model (graph)"]]
+    assert failures[["material_id", "stage"]].values.tolist() == [["mixed", "model (graph)"]]
     manifest = json.loads(paths["graphs.json"].read_text())
-    assert manifest["failures"] == [{"material_id": "lonely", "reason": failures.reason[0]}]
+    assert manifest["failures"] == [{"material_id": "mixed", "reason": failures.reason[0]}]
     write_dataset(paths["dataset.parquet"], make_dataset(MATERIALS[:2]))
     graphs_stage(paths["dataset.parquet"], tiny_settings(), paths["cache.pt"], paths["graphs.json"], paths["failures.csv"])
     assert paths["failures.csv"].read_text().strip() == "material_id,stage,reason,detail"  # header only
