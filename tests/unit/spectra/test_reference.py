@@ -3,7 +3,8 @@
 The reading and the edge definitions are checked against the numbers the reference's own
 ``materials.csv`` lists (computed by whoever assembled it, not by this code); the slow test computes
 three of the ten materials with the GPAW demo preset, uncorrected, and holds each to the issue's
-per-material bounds (|ΔE5| ≤ 0.3 eV, MAE of log10 α floored at 3 ≤ 0.15).
+per-material edge bound (|ΔE5| ≤ 0.3 eV) and to an MAE of log10 α (floored at 3) ≤ 0.12 once ours
+carries the reference's Lorentzian broadening too (measured: 0.048, 0.034, 0.026).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from pymatgen.core import Structure
 
 from optabs.errors import InputError
+from optabs.filters import primitive_cell
 from optabs.spectra import energy_grid
 from optabs.spectra.reference import compare, first_above, floored_mae, read_reference, uncorrected_log10_alpha
 
@@ -59,12 +61,20 @@ def test_gpaw_demo_matches_the_materials_project_edge(formula, mp_reference, tmp
 
     ref = next(r for r in read_reference(mp_reference) if r.formula == formula)
     settings = GpawSettings.preset("demo", gap_method="none")  # uncorrected, as the README asks
-    result = GpawEngine(settings).run(ref.mp_id, Structure.from_file(ref.structure_path), tmp_path)
+    # as the workflow's structures stage hands it on: spglib's primitive cell (symmetrised)
+    structure = primitive_cell(Structure.from_file(ref.structure_path))
+    result = GpawEngine(settings).run(ref.mp_id, structure, tmp_path)
     assert result.engine_version == gpaw.__version__
+    from optabs.spectra.reference import lorentzian_broadening
+
     ours = uncorrected_log10_alpha(result.energy_ev, result.eps_imag, result.dft_gap_ev)
     numbers = compare(ours, ref)
     assert abs(numbers["dE5"]) <= 0.3, numbers
-    assert numbers["mae"] <= 0.15, numbers
+    # the spectra's shapes, with the reference's own broadening (a 0.1 eV CSHIFT Lorentzian) on
+    # ours too: NaScO2's reference reaches 10^4 cm^-1 0.3 eV below its gap through those tails alone
+    broadened = lorentzian_broadening(result.energy_ev, result.eps_imag, 0.1)
+    same_broadening = compare(uncorrected_log10_alpha(result.energy_ev, broadened, result.dft_gap_ev), ref)
+    assert same_broadening["mae"] <= 0.12, same_broadening
 
 
 def test_lorentzian_broadening_of_a_gaussian_line_is_a_voigt_profile():
