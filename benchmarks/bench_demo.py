@@ -114,8 +114,7 @@ def edge_offsets(results: Path) -> dict:
     import numpy as np
     import pandas as pd
 
-    from optabs.spectra import edge_offset, energy_grid
-    from optabs.spectra.reference import first_above
+    from optabs.spectra import edge_offset, energy_grid, onset_energy
 
     path = results / "spectra" / "spectra.parquet"
     if not path.exists():
@@ -131,7 +130,7 @@ def edge_offsets(results: Path) -> dict:
             "dft_direct_gap_ev": round(float(row.dft_direct_gap_ev), 3),
             "corrected_gap_ev": round(float(row.corrected_gap_ev), 3),
             "onset_ev": round(float(row.onset_ev), 3),
-            "e5_ev": first_above(grid, np.asarray(row.log10_alpha), 5.0),
+            "e5_ev": onset_energy(grid, np.asarray(row.log10_alpha), 5.0),
             "edge_offset_ev": round(float(offset), 3),
         }
     finite = offsets[np.isfinite(offsets)]

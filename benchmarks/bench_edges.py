@@ -38,7 +38,7 @@ def _one(material_id: str, workdir: str) -> dict:
     from optabs.dft import CalculationError
     from optabs.dft.gpaw import GpawEngine, GpawSettings
     from optabs.spectra import energy_grid, onset_energy
-    from optabs.spectra.reference import first_above, uncorrected_log10_alpha
+    from optabs.spectra.reference import uncorrected_log10_alpha
     from optabs.structures.catalog import load_catalog
 
     candidate = next(c for c in load_catalog(REPO / "resources" / "catalog.yaml") if c.material_id == material_id)
@@ -66,7 +66,7 @@ def _one(material_id: str, workdir: str) -> dict:
             "kpts_optics": result.settings["kpts_nscf"],
             "integration": result.settings["integration"],
             "onset_ev": onset_energy(grid, spectrum),
-            "e5_ev": first_above(grid, spectrum, 5.0),
+            "e5_ev": onset_energy(grid, spectrum, 5.0),
             "eps1_0": round(float(np.mean(result.eps_real[0, :3])), 2),
             "seconds": round(result.timings_s["total"], 1),
         }

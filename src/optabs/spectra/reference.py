@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 
 from optabs.errors import InputError
 from optabs.spectra._checks import FloatArray, _as_energy
-from optabs.spectra.absorption import energy_grid
+from optabs.spectra.absorption import energy_grid, onset_energy
 from optabs.spectra.corrected import corrected_spectrum
 
 #: The README's comparison: edges at these log10 α (cm⁻¹), MAE with both spectra floored here.
@@ -75,14 +75,6 @@ def read_reference(folder: str | Path) -> list[ReferenceSpectrum]:
     return out
 
 
-def first_above(energy_ev: ArrayLike, log10_alpha: ArrayLike, threshold: float) -> float | None:
-    """The first energy (eV) where ``log10_alpha`` (same shape (N,)) exceeds ``threshold``; None if never."""
-    energy = _as_energy(energy_ev)
-    values = np.asarray(log10_alpha, dtype=float)
-    above = values > threshold
-    return float(energy[np.argmax(above)]) if above.any() else None
-
-
 def floored_mae(a: ArrayLike, b: ArrayLike, floor: float = MAE_FLOOR) -> float:
     """Mean |a - b| of two log10 α spectra on one grid, both clipped below at ``floor``."""
     return float(np.mean(np.abs(np.maximum(np.asarray(a, float), floor) - np.maximum(np.asarray(b, float), floor))))
@@ -125,8 +117,8 @@ def compare(log10_alpha: ArrayLike, reference: ReferenceSpectrum) -> dict[str, f
     ours = np.asarray(log10_alpha, dtype=float)
     out: dict[str, float | None] = {}
     for name, threshold in EDGE_THRESHOLDS.items():
-        mine = first_above(grid, ours, threshold)
-        ref = first_above(grid, reference.log10_alpha, threshold)
+        mine = onset_energy(grid, ours, threshold)
+        ref = onset_energy(grid, reference.log10_alpha, threshold)
         out[name] = mine
         out[f"{name}_reference"] = ref
         out[f"d{name}"] = None if mine is None or ref is None else round(mine - ref, 3)

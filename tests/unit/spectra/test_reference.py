@@ -15,8 +15,8 @@ from pymatgen.core import Structure
 
 from optabs.errors import InputError
 from optabs.filters import primitive_cell
-from optabs.spectra import energy_grid
-from optabs.spectra.reference import compare, first_above, floored_mae, read_reference, uncorrected_log10_alpha
+from optabs.spectra import energy_grid, onset_energy
+from optabs.spectra.reference import compare, floored_mae, read_reference, uncorrected_log10_alpha
 
 
 def test_edges_read_from_the_spectra_match_the_listed_ones(mp_reference):
@@ -24,8 +24,8 @@ def test_edges_read_from_the_spectra_match_the_listed_ones(mp_reference):
     assert len(refs) == 10
     grid = energy_grid()
     for ref in refs:
-        assert first_above(grid, ref.log10_alpha, 5.0) == pytest.approx(ref.e5_ev, abs=0.006), ref.formula
-        assert first_above(grid, ref.log10_alpha, 4.0) == pytest.approx(ref.e4_ev, abs=0.006), ref.formula
+        assert onset_energy(grid, ref.log10_alpha, 5.0) == pytest.approx(ref.e5_ev, abs=0.006), ref.formula
+        assert onset_energy(grid, ref.log10_alpha, 4.0) == pytest.approx(ref.e4_ev, abs=0.006), ref.formula
         assert ref.structure_path.is_file()
 
 
@@ -41,7 +41,7 @@ def test_a_spectrum_compared_with_itself_and_with_a_shifted_copy(mp_reference):
 def test_floored_mae_ignores_differences_below_the_floor():
     a, b = np.array([2.0, 2.9, 4.0]), np.array([2.5, 2.0, 5.0])
     assert floored_mae(a, b) == pytest.approx(1.0 / 3)
-    assert first_above(energy_grid()[:3], a, 5.0) is None
+    assert onset_energy(energy_grid()[:3], a, 5.0) is None
 
 
 def test_a_broken_reference_folder_is_named(tmp_path, mp_reference):
