@@ -3,8 +3,9 @@
     optabs predict --checkpoint results/model/checkpoint.pt --structures my_cifs/ --out predicted/
 
 writes ``predicted/alignn/`` (POSCARs + ``id_prop.csv``, the dataset's folder format) and
-``predicted/predictions.parquet`` (the dataset table's columns). The energy grid is the one
-stored in the checkpoint by training.
+``predicted/predictions.parquet`` (the dataset table's columns) and ``predicted/skipped.csv``
+(files not predicted: unreadable, disordered, no graph), each named on stderr too. The energy
+grid is the one stored in the checkpoint by training.
 """
 
 from __future__ import annotations
@@ -31,11 +32,18 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(None)
     try:
-        table = predict_structures(args.checkpoint, args.structures, args.out / "alignn", args.out / "predictions.parquet")
+        table = predict_structures(args.checkpoint, args.structures, args.out / "alignn", args.out / "predictions.parquet",
+                                   skipped_path=args.out / "skipped.csv")
     except OptabsError as exc:
         print(f"optabs predict: {exc}", file=sys.stderr)
         return 2
     print(f"predicted {len(table)} spectra -> {args.out}")
+    skipped = args.out / "skipped.csv"
+    if skipped.is_file():
+        import pandas as pd
+
+        for row in pd.read_csv(skipped, dtype=str).fillna("").itertuples():
+            print(f"optabs predict: skipped {row.file} ({row.reason}): {row.detail}", file=sys.stderr)
     return 0
 
 

@@ -3,6 +3,10 @@
 A material is kept when it contains at least one of O, S, Se; none of H, the halogens, the
 noble gases, Mn-Ni, Tc-Rh, Os-Ir, Po, lanthanides other than La and Ce, actinides; is not
 spin-polarized; is not in space group P1; and has at most 40 atoms in its primitive cell.
+Before these, a structure must be ordered (one element per site, every site fully occupied):
+no DFT engine computes a partially occupied site and no crystal graph represents one, so a
+disordered structure (e.g. Mg0.5Ca0.5O from a CIF with occupancies) is rejected with the
+criterion ``disordered`` alone.
 
 :func:`rejection_reasons` returns one reason per failed criterion (an empty list means kept),
 each as ``"<criterion>: <detail>"`` with ``criterion`` one of :data:`CRITERIA`.
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import spglib
 from pymatgen.core import Element, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -28,7 +33,7 @@ ACTINIDES = tuple(Element.from_Z(z).symbol for z in range(89, 104))  # Ac..Lr
 #: The published exclusion list, in the order of the criteria above.
 DEFAULT_EXCLUDED = ("H", *HALOGENS, *NOBLE_GASES, *TRANSITION_METALS_EXCLUDED, "Po", *LANTHANIDES_EXCLUDED, *ACTINIDES)
 
-CRITERIA = ("no_required_element", "excluded_element", "spin_polarized", "space_group_p1", "too_many_sites")
+CRITERIA = ("disordered", "no_required_element", "excluded_element", "spin_polarized", "space_group_p1", "too_many_sites")
 
 #: Magnetic orderings that mean "not spin-polarized" (Materials Project's ``ordering`` field).
 NONMAGNETIC_ORDERINGS = ("NM", "")
@@ -63,12 +68,46 @@ class FilterSettings(Settings):
 
 
 def primitive_cell(structure: Structure, symprec: float = 0.01) -> Structure:
-    """The primitive cell of ``structure`` (spglib, falls back to the structure itself)."""
+    """The primitive cell of ``structure``: spglib's primitive (symprec in Å), Niggli-reduced.
+
+    The one standardisation of the project: the structures stage (every source), the dataset
+    import and ``predict`` all pass structures through it, so a crystal given as its primitive
+    cell, a conventional cell, a supercell or with its sites in another order reaches DFT and the
+    model as the same cell. The result is what pymatgen's ``SpacegroupAnalyzer.find_primitive``
+    gives, from one spglib call instead of two. Falls back to ``structure`` itself where spglib
+    finds no primitive (degenerate cells) or where the structure is disordered.
+    """
+    if not structure.is_ordered:
+        return structure
+    kinds: dict = {}
+    numbers = [kinds.setdefault(site.species, len(kinds) + 1) for site in structure]
+    species = {number: next(iter(sp)) for sp, number in kinds.items()}
     try:
-        prim = SpacegroupAnalyzer(structure, symprec=symprec).find_primitive()
-    except Exception:  # spglib fails on some disordered or degenerate cells
-        prim = None
-    return prim if prim is not None and len(prim) <= len(structure) else structure
+        cell = (structure.lattice.matrix.tolist(), structure.frac_coords.tolist(), numbers)
+        found = spglib.find_primitive(cell, symprec=symprec)
+    except Exception:  # spglib refuses some degenerate cells
+        found = None
+    if found is None or len(found[2]) > len(structure):
+        return structure
+    lattice, positions, prim_numbers = found
+    return Structure(lattice, [species[int(n)] for n in prim_numbers], positions, to_unit_cell=True).get_reduced_structure()
+
+
+def disorder_detail(structure: Structure, show: int = 3) -> str:
+    """What makes ``structure`` disordered (partial occupancy, mixed or vacant sites), or ``""``
+    if every site holds exactly one element with occupancy 1."""
+    bad = [(i, site) for i, site in enumerate(structure) if not site.is_ordered]
+    if not bad:
+        return ""
+    shown = "; ".join(
+        f"site {i}: " + " ".join(f"{sp}:{occ:g}" for sp, occ in site.species.items()) for i, site in bad[:show]
+    )
+    more = f" and {len(bad) - show} more" if len(bad) > show else ""
+    return (
+        f"{len(bad)} of {len(structure)} sites partially occupied or mixed ({shown}{more}); no DFT engine or "
+        "crystal graph represents such a site: give an ordered structure (e.g. a supercell with the "
+        "occupancies resolved)"
+    )
 
 
 def space_group_number(structure: Structure, symprec: float = 0.01) -> int:
@@ -103,6 +142,9 @@ def rejection_reasons(
     unknown (the spin criterion is then not applied).
     """
     s = settings or FilterSettings()
+    disorder = disorder_detail(structure)
+    if disorder:
+        return [f"disordered: {disorder}"]
     elements = {el.symbol for el in structure.composition.elements}
     reasons = []
     if not elements & set(s.required_elements):

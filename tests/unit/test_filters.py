@@ -142,3 +142,40 @@ def test_apply_filter_splits_and_reduces_to_primitive():
     assert len(out.kept[0].structure) == 2
     assert sorted(r["criterion"] for r in out.rejected) == ["excluded_element", "spin_polarized"]
     assert all(r["material_id"] == "nio" for r in out.rejected)
+
+
+@pytest.mark.parametrize(
+    "site, shown",
+    [({"Mg": 0.5, "Ca": 0.5}, "Ca:0.5"), ({"Mg": 0.9}, "Mg:0.9")],  # a mixed site; a site with vacancies
+)
+def test_a_disordered_structure_is_rejected_as_disordered_alone(site, shown):
+    s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.4), [site, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    reasons = rejection_reasons(s)
+    assert criteria(reasons) == ["disordered"]
+    assert "4 of 8 sites" in reasons[0] and shown in reasons[0] and "ordered structure" in reasons[0]
+    # the same crystal, ordered, is kept
+    assert rejection_reasons(rocksalt("Mg", a=4.4)) == []
+
+
+def test_primitive_cell_is_the_same_for_every_cell_of_a_crystal_and_matches_pymatgen():
+    import numpy as np
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from optabs.filters import primitive_cell
+
+    rutile = Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.59, 2.96), ["Ti", "O"],
+                                       [[0, 0, 0], [0.305, 0.305, 0]])
+    supercell = rutile * (1, 1, 2) * (2, 1, 1)
+    order = np.random.default_rng(3).permutation(len(supercell))
+    variants = [rutile, supercell, Structure.from_sites([supercell[int(i)] for i in order]),
+                rocksalt("Mg", a=4.212)]
+    cells = [primitive_cell(v) for v in variants]
+    assert [len(c) for c in cells] == [6, 6, 6, 2]
+    for c in cells[1:3]:
+        assert np.allclose(c.lattice.abc, cells[0].lattice.abc) and c.composition == cells[0].composition
+        assert np.isclose(c.volume, rutile.volume)
+    assert np.isclose(cells[3].volume, 4.212**3 / 4)
+    # what pymatgen's SpacegroupAnalyzer.find_primitive gives (from two spglib calls instead of one)
+    reference = SpacegroupAnalyzer(supercell, symprec=0.01).find_primitive()
+    assert np.allclose(cells[1].lattice.matrix, reference.lattice.matrix)
+    assert np.allclose(cells[1].frac_coords, reference.frac_coords)

@@ -20,6 +20,7 @@ from pymatgen.core import Structure
 
 from optabs.dataset.table import DATASET_COLUMNS, DROPPED_COLUMNS, dropped_row
 from optabs.errors import InputError
+from optabs.filters import disorder_detail, primitive_cell
 from optabs.grid import Grid
 from optabs.ids import safe_material_id
 from optabs.io import atomic_directory
@@ -81,8 +82,10 @@ def import_alignn(folder: str | Path, grid: Grid) -> ImportResult:
     """Read an ALIGNN spectra folder (POSCAR files + ``id_prop.csv``) as a dataset table.
 
     Every row's length is checked against the grid; rows with the wrong length or non-numeric
-    values, unreadable POSCARs, missing files and duplicate ids are reported by name in the
-    ``dropped`` table (and the log) and the rest goes on. Raises :class:`InputError` if the
+    values, unreadable POSCARs, missing files, duplicate ids and disordered structures (reason
+    ``disordered``) are reported by name in the ``dropped`` table (and the log) and the rest goes
+    on. Structures are stored as :func:`optabs.filters.primitive_cell` gives them, the cell every
+    other path computes and predicts. Raises :class:`InputError` if the
     folder or ``id_prop.csv`` is missing, or nothing could be imported.
     """
     folder = Path(folder)
@@ -133,6 +136,11 @@ def import_alignn(folder: str | Path, grid: Grid) -> ImportResult:
         except Exception as exc:  # any parse failure: report by name, go on
             dropped.append(dropped_row(material_id, "", "unreadable_structure", f"{path}: {exc}"))
             continue
+        disorder = disorder_detail(structure)
+        if disorder:
+            dropped.append(dropped_row(material_id, structure.composition.reduced_formula, "disordered", f"{path}: {disorder}"))
+            continue
+        structure = primitive_cell(structure)
         seen[material_id] = name
         rows.append(
             {

@@ -26,6 +26,16 @@ def per_material_mae(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return np.mean(np.abs(np.atleast_2d(y_true) - np.atleast_2d(y_pred)), axis=1)
 
 
+def clip_to_floor(predictions: np.ndarray, floor: float) -> np.ndarray:
+    """(M, n_grid) predicted log10 α (cm⁻¹) clipped below at the grid's ``floor``.
+
+    The one treatment of the floor for every prediction the project scores or writes (evaluate and
+    predictions.parquet, and ``optabs predict``): the target spectra are clipped at the floor, so a prediction
+    below it carries no information and is raised to it (the model's raw output is otherwise kept).
+    """
+    return np.maximum(np.asarray(predictions, dtype=float), float(floor))
+
+
 def _none_if_nan(x: float | np.floating | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
@@ -87,6 +97,7 @@ def evaluate(
     energy_ev: np.ndarray,
     threshold: float = ONSET_THRESHOLD,
     seed: int = 123,
+    floor: float | None = None,
 ) -> Evaluation:
     """ALIGNN against the two baselines, all scored on the test split.
 
@@ -94,8 +105,13 @@ def evaluate(
     (rows of materials not in ``split``, e.g. without a graph, are ignored). The baselines are
     fitted on the training materials of the same ``split``.
 
-    ``metrics`` = ``{"n_train", "n_val", "n_test", "alignn": {...}, "mean_spectrum": {...},
-    "composition": {...}}`` with :func:`spectrum_metrics` dicts.
+    ``floor``: the grid's log10 α floor. Every prediction (ALIGNN and both baselines) is clipped
+    at it before scoring (:func:`clip_to_floor`), as ``predict`` clips what it
+    writes: one model, one spectrum. ``None``: scored as given (the caller clipped, or no floor).
+
+    ``metrics`` = ``{"n_train", "n_val", "n_test", "floor": {...}, "alignn": {...},
+    "mean_spectrum": {...}, "composition": {...}}`` with :func:`spectrum_metrics` dicts; ``floor``
+    states the treatment (``log10_alpha_floor``, ``predictions_clipped``).
     """
     Y = spectra_matrix(dataset)
     P = np.asarray(alignn_predictions, dtype=float)
@@ -114,7 +130,19 @@ def evaluate(
         "mean_spectrum": mean_model.predict(formulas),
         "composition": comp_model.predict(formulas),
     }
-    metrics: dict[str, Any] = {"n_train": int(tr.sum()), "n_val": int((labels == "val").sum()), "n_test": int(te.sum())}
+    if floor is not None:
+        preds = {name: clip_to_floor(pred, floor) for name, pred in preds.items()}
+        P = preds["alignn"]
+    metrics: dict[str, Any] = {
+        "n_train": int(tr.sum()), "n_val": int((labels == "val").sum()), "n_test": int(te.sum()),
+        "floor": {
+            "log10_alpha_floor": None if floor is None else float(floor),
+            "predictions_clipped": floor is not None,
+            "applies_to": list(preds) if floor is not None else [],
+            "rule": "every prediction is clipped below at the floor of the target spectra, in evaluate and in predict"
+            if floor is not None else "predictions scored as given",
+        },
+    }
     for name, pred in preds.items():
         metrics[name] = spectrum_metrics(Y[te], pred[te], energy_ev, threshold)
     energy, threshold = np.asarray(energy_ev, float), float(threshold)

@@ -18,7 +18,7 @@ from optabs.grid import Grid
 from optabs.model.checkpoint import load_checkpoint, load_model, model_from_checkpoint, stored_grid
 from optabs.model.embeddings import embeddings
 from optabs.model.graphs import Graph, build_graphs, cached_graphs, load_graphs, structures_of
-from optabs.model.metrics import evaluate
+from optabs.model.metrics import clip_to_floor, evaluate
 from optabs.model.predict import predict, predictions_table
 from optabs.model.settings import ModelSettings
 from optabs.model.train import TrainResult, train
@@ -96,12 +96,12 @@ def evaluate_stage(
     model, settings, split = model_from_checkpoint(payload)
     graphs = _stage_graphs(dataset, cache_path, settings)
     ids = [m for m in dataset.material_id if m in graphs]
-    pred = predict(model, graphs, ids)
+    pred = clip_to_floor(predict(model, graphs, ids), grid.log10_alpha_floor)
     full = spectra_matrix(dataset).copy()
     row = {m: i for i, m in enumerate(dataset.material_id)}
     for i, m in enumerate(ids):
         full[row[m]] = pred[i]
-    evaluation = evaluate(dataset, split, full, grid.energy_ev, grid.onset_threshold, settings.seed)
+    evaluation = evaluate(dataset, split, full, grid.energy_ev, grid.onset_threshold, settings.seed, grid.log10_alpha_floor)
     write_parquet(predictions_path, predictions_table(ids, split, pred))
     write_parquet(per_material_path, evaluation.per_material)
     write_json(metrics_path, evaluation.metrics)
@@ -126,23 +126,54 @@ def embeddings_stage(dataset_path: str | Path, cache_path: str | Path, checkpoin
     write_parquet(out_path, embeddings(model, graphs, [m for m in dataset.material_id if m in graphs]))
 
 
+#: Columns of ``skipped.csv`` written by :func:`predict_structures`.
+SKIPPED_COLUMNS = ["file", "material_id", "reason", "detail"]
+
+
+def standardised_candidates(candidates: list[Any]) -> tuple[list[Any], list[dict[str, str]]]:
+    """The candidates ``predict`` can use, each reduced to the primitive cell that training saw
+    (:func:`optabs.filters.primitive_cell`), and one ``skipped.csv`` row per disordered structure
+    (refused by file name: no crystal graph represents a partially occupied site)."""
+    from optabs.filters import disorder_detail, primitive_cell
+
+    kept, refused = [], []
+    for c in candidates:
+        disorder = disorder_detail(c.structure)
+        if disorder:
+            refused.append({"file": c.source_ref, "material_id": c.material_id, "reason": "disordered", "detail": disorder})
+            continue
+        c.structure = primitive_cell(c.structure)
+        kept.append(c)
+    return kept, refused
+
+
 def predict_structures(
     checkpoint_path: str | Path, structures_dir: str | Path, out_dir: str | Path, out_parquet: str | Path,
-    grid: Grid | None = None,
+    grid: Grid | None = None, skipped_path: str | Path | None = None,
 ) -> pd.DataFrame:
     """Predicted spectra for a folder of CIF/POSCAR files, written in the dataset's formats:
     an ALIGNN folder (``out_dir``: POSCARs + ``id_prop.csv``) and a dataset-style parquet table.
-    Unreadable files and structures without a graph are logged by name and skipped.
+
+    Every structure is first reduced to the primitive cell that training used (the structures
+    stage's :func:`optabs.filters.primitive_cell`), so a conventional cell or a supercell gets the
+    spectrum of its primitive cell. Unreadable files, disordered structures (partial occupancy,
+    mixed sites) and structures without a graph are skipped, the others predicted: each skipped
+    file is logged by name and, where ``skipped_path`` is given, listed there (CSV,
+    :data:`SKIPPED_COLUMNS`; always written, empty when none was skipped). Predictions are clipped
+    at the grid's floor as in ``evaluate`` (:func:`optabs.model.metrics.clip_to_floor`).
 
     ``grid``: the energy grid of the model's outputs; default the one stored in the checkpoint
     (an :class:`InputError` naming the checkpoint if it stores none).
     """
     from optabs.dataset import DATASET_COLUMNS, export_alignn, write_dataset
+    from optabs.io import write_csv
     from optabs.structures.files import load_folder
 
     candidates, problems = load_folder(structures_dir)
-    for p in problems:
-        log.warning("skipped %s: %s", p["source_ref"], p["detail"])
+    skipped = [{"file": p["source_ref"], "material_id": p["material_id"], "reason": p["criterion"], "detail": p["detail"]}
+               for p in problems]
+    candidates, refused = standardised_candidates(candidates)
+    skipped += refused
     payload = load_checkpoint(checkpoint_path)
     if grid is None:
         grid = stored_grid(payload)
@@ -153,23 +184,28 @@ def predict_structures(
         )
     model, settings, _ = model_from_checkpoint(payload)
     structures = {c.material_id: c.structure for c in candidates}
+    source = {c.material_id: c.source_ref for c in candidates}
     graphs, failures = build_graphs(structures, settings)
-    for m, reason in failures:
-        log.warning("no graph for %s: %s", m, reason)
+    skipped += [{"file": source[m], "material_id": m, "reason": "no_graph", "detail": reason} for m, reason in failures]
+    for row in skipped:
+        log.warning("skipped %s (%s): %s", row["file"], row["reason"], row["detail"])
+    if skipped_path is not None:
+        write_csv(skipped_path, pd.DataFrame(skipped, columns=SKIPPED_COLUMNS))
     ids = [c.material_id for c in candidates if c.material_id in graphs]
     if not ids:
         raise InputError(f"no structure in {structures_dir} could be predicted (see the log)")
     pred = predict(model, graphs, ids)
     if pred.shape[1] != grid.n_points:
         raise InputError(f"the model predicts {pred.shape[1]} points but the grid has {grid.n_points}: use the training config")
+    pred = clip_to_floor(pred, grid.log10_alpha_floor)
     table = pd.DataFrame(
         {
             "material_id": ids,
-            "source_name": [next(c.source_ref for c in candidates if c.material_id == m) for m in ids],
+            "source_name": [source[m] for m in ids],
             "formula": [structures[m].composition.reduced_formula for m in ids],
             "structure": [structures[m].to_json() for m in ids],
-            "log10_alpha": [list(map(float, np.maximum(p, grid.log10_alpha_floor))) for p in pred],
-            "onset_ev": onset_energies(grid.energy_ev, np.maximum(pred, grid.log10_alpha_floor), grid.onset_threshold),
+            "log10_alpha": [list(map(float, p)) for p in pred],
+            "onset_ev": onset_energies(grid.energy_ev, pred, grid.onset_threshold),
             "dft_gap_ev": np.nan,
             "corrected_gap_ev": np.nan,
             "e_above_hull_ev": np.nan,

@@ -342,6 +342,57 @@ def test_checkpoint_stores_its_grid_and_predict_needs_no_grid_options(dataset, g
     assert str(trained.checkpoint) in capsys.readouterr().err
 
 
+def test_predict_reduces_every_cell_to_the_primitive_and_refuses_a_disordered_file_by_name(
+        dataset, graphs, tmp_path, capsys, restore_logging):
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    trained = train(dataset, graphs, tiny_settings(epochs=1), tmp_path / "model", grid=GRID)
+
+    mgo = MATERIALS[0][1]
+    conventional = SpacegroupAnalyzer(mgo).get_conventional_standard_structure()
+    assert len(conventional) == 8
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    mgo.to(filename=str(folder / "mgo_primitive.cif"))
+    conventional.to(filename=str(folder / "mgo_conventional.cif"))
+    (mgo * (2, 1, 1)).to(filename=str(folder / "mgo_supercell.cif"))
+    Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.5), [{"Mg": 0.5, "Ca": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(folder / "MgCaO2_mixed.cif")
+    )
+    out = tmp_path / "predicted"
+    args = ["predict", "--checkpoint", str(trained.checkpoint), "--structures", str(folder), "--out", str(out)]
+    assert cli.main(args) == 0
+    err = capsys.readouterr().err
+    assert "MgCaO2_mixed.cif (disordered)" in err and "Mg:0.5" in err and "Ca:0.5" in err
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert list(skipped.file) == ["MgCaO2_mixed.cif"] and list(skipped.reason) == ["disordered"]
+    table = pd.read_parquet(out / "predictions.parquet").set_index("material_id")
+    assert sorted(table.index) == ["mgo_conventional", "mgo_primitive", "mgo_supercell"]
+    # every cell was reduced to the same 2-atom primitive cell and gets the same spectrum
+    assert {len(Structure.from_str(s, fmt="json")) for s in table.structure} == {2}
+    spectra = np.stack(table.log10_alpha.to_numpy())
+    np.testing.assert_allclose(spectra, np.broadcast_to(spectra[0], spectra.shape), atol=1e-5, rtol=0)
+    assert spectra.min() >= GRID.log10_alpha_floor
+
+
+def test_evaluate_clips_every_prediction_at_the_floor_and_says_so(dataset, trained):
+    Y = spectra_matrix(dataset)
+    below = np.where(Y <= GRID.log10_alpha_floor, GRID.log10_alpha_floor - 1.5, Y)  # exact above the floor, 1.5 under it below
+    clipped = evaluate(dataset, trained.split, below, GRID.energy_ev, GRID.onset_threshold, floor=GRID.log10_alpha_floor)
+    raw = evaluate(dataset, trained.split, below, GRID.energy_ev, GRID.onset_threshold)
+    # clipped at the floor the prediction equals the truth; unclipped it is off by 1.5 below the edge
+    assert clipped.metrics["alignn"]["mae_mean"] == 0.0
+    test_rows = [i for i, m in enumerate(dataset.material_id) if trained.split.get(m) == "test"]
+    expected_raw = np.mean(np.abs(below[test_rows] - Y[test_rows]))
+    assert raw.metrics["alignn"]["mae_mean"] == pytest.approx(expected_raw) and expected_raw > 0.3
+    assert clipped.metrics["floor"] == {
+        "log10_alpha_floor": GRID.log10_alpha_floor, "predictions_clipped": True,
+        "applies_to": ["alignn", "mean_spectrum", "composition"],
+        "rule": "every prediction is clipped below at the floor of the target spectra, in evaluate and in predict",
+    }
+    assert raw.metrics["floor"]["predictions_clipped"] is False
+
+
 # ---------------------------------------------------------------- metrics and baselines
 
 

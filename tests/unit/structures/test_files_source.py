@@ -75,6 +75,9 @@ def test_files_source_through_the_workflow(workflow_dir, tmp_path):
         filename=str(folder / "NiO.cif")
     )
     (folder / "bad.cif").write_text("garbage\n")
+    Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.4), [{"Mg": 0.5, "Ca": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(folder / "Mg0.5Ca0.5O.cif")  # partial occupancies: no engine or graph represents it
+    )
     proc = snakemake(
         ["--cores", "1", "results/structures/kept.parquet", "--config", "source=files", f"structures_dir={folder}"],
         cwd=workflow_dir,
@@ -84,5 +87,7 @@ def test_files_source_through_the_workflow(workflow_dir, tmp_path):
     kept = pd.read_parquet(workflow_dir / "results/structures/kept.parquet")
     rejected = pd.read_csv(workflow_dir / "results/structures/rejected.csv")
     assert sorted(kept.material_id) == ["MgO", "ZnS"]
-    assert set(rejected.criterion) == {"unreadable", "excluded_element"}
-    assert set(rejected.source_ref) == {"bad.cif", "NiO.cif"}
+    assert set(rejected.criterion) == {"unreadable", "excluded_element", "disordered"}
+    assert set(rejected.source_ref) == {"bad.cif", "NiO.cif", "Mg0.5Ca0.5O.cif"}
+    disordered = rejected[rejected.criterion == "disordered"].iloc[0]
+    assert disordered.source_ref == "Mg0.5Ca0.5O.cif" and "Mg:0.5 Ca:0.5" in disordered.detail
