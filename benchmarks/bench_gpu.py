@@ -384,9 +384,11 @@ def run(dataset_dir: Path, args: argparse.Namespace, save: Callable[[dict], None
         return {"skipped": "no CUDA device visible"}
     out: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu": None,  # below: CUDA is started after the graph-building workers are forked
         "device": args.device,
         "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": __import__("pandas").__version__,
         "python": platform.python_version(),
         "cpu_cores": default_workers(),
         "graph": {"builder": f"{BUILDER} {BUILDER_VERSION}",
@@ -418,6 +420,8 @@ def run(dataset_dir: Path, args: argparse.Namespace, save: Callable[[dict], None
     seconds = time.perf_counter() - t0
     out["graphs"] = {"n": len(graphs), "failures": len(failures), "seconds": round(seconds, 2),
                      "structures_per_s": round(len(graphs) / seconds, 1), "workers": default_workers()}
+    if cuda:
+        out["gpu"] = torch.cuda.get_device_name(0)
     out["graph_stats"] = {"new": graph_stats(graphs)}
     old_graphs, old_seconds = previous_builder_graphs(structures, paper)
     out["graph_stats"]["previous_builder"] = graph_stats(old_graphs)
