@@ -148,6 +148,7 @@ def report_inputs(wildcards):
         "clusters": f"{RESULTS}/interpret/clusters.parquet",
         "linkage": f"{RESULTS}/interpret/linkage.npy",
         "comparison": f"{RESULTS}/interpret/comparison.json",
+        "sweep": f"{RESULTS}/interpret/sweep.parquet",
         "chemistry": f"{RESULTS}/interpret/chemistry",
         "failures": failure_tables(),
     }

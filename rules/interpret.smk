@@ -28,6 +28,7 @@ rule interpret:
         clusters=f"{RESULTS}/interpret/clusters.parquet",
         linkage=f"{RESULTS}/interpret/linkage.npy",
         comparison=f"{RESULTS}/interpret/comparison.json",
+        sweep=f"{RESULTS}/interpret/sweep.parquet",
         chemistry=directory(f"{RESULTS}/interpret/chemistry"),
     log:
         f"{LOGS}/interpret/interpret.log",

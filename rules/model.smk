@@ -35,7 +35,9 @@ rule model_train:
         cache=GRAPH_CACHE,
         grid=config["spectra"],
         outdir=lambda wildcards, output: os.path.dirname(output.checkpoint),
-    threads: 1
+    # Both cores of a laptop (Snakemake caps this at --cores and runs nothing else on them, so
+    # the two torch threads never share a core with another job); model.threads sets it.
+    threads: config["model"].get("threads", 2)
     resources:
         **slurm_resources("gpu"),
     conda:

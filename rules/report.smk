@@ -12,6 +12,7 @@ rule report:
     params:
         grid=config["spectra"],
         title=config["report"]["title"],
+        motif_q_max=config["interpret"]["motif_q_max"],
     resources:
         **slurm_resources("cpu"),
     conda:

@@ -12,4 +12,5 @@ with logged(snakemake.log[0]):
         settings=InterpretSettings.from_config("interpret", snakemake.params.settings),
         grid=Grid.from_config("spectra", snakemake.params.grid),
         clusters_path=out.clusters, linkage_path=out.linkage, comparison_path=out.comparison, chemistry_dir=out.chemistry,
+        sweep_path=out.sweep,
     )

@@ -8,6 +8,8 @@ from optabs.model.stage import train_stage
 with logged(snakemake.log[0]):
     train_stage(
         snakemake.input.dataset, snakemake.params.cache,
-        ModelSettings.from_config("model", snakemake.params.model), snakemake.params.outdir,
+        # torch threads: the cores Snakemake gave this job (rule threads, from model.threads)
+        ModelSettings.from_config("model", {**snakemake.params.model, "threads": snakemake.threads}),
+        snakemake.params.outdir,
         Grid.from_config("spectra", snakemake.params.grid),
     )

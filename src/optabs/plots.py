@@ -28,6 +28,7 @@ __all__ = [
     "ALPHA_LABEL",
     "ENERGY_LABEL",
     "ClusterSpectraPlot",
+    "ScoreHistogramPlot",
     "cluster_grid_figure",
     "cluster_spectra_figure",
     "dendrogram_figure",
@@ -246,6 +247,37 @@ class ClusterSpectraPlot:
         lo, hi = float(min(s.min(), self.mean_all.min())), float(max(s.max(), self.mean_all.max()))
         self.ax.set_ylim(lo - 0.05 * (hi - lo + 0.1), hi + 0.05 * (hi - lo + 0.1))
         self.ax.legend(fontsize=8, loc="lower right")
+        self.ax.set_title(title, fontsize=10)
+        return _save(self.fig, path)
+
+
+class ScoreHistogramPlot:
+    """The study's Figure b, cluster after cluster: the distribution of each material's highest
+    CrystalNN tetrahedral score (0..1) in one cluster against the whole dataset, as fractions of
+    the materials with a score, on fixed bins. One figure redrawn per cluster (as
+    :class:`ClusterSpectraPlot`)."""
+
+    def __init__(self, bin_lo: ArrayLike, bin_hi: ArrayLike, dataset_fraction: ArrayLike, score: str = "tetrahedral"):
+        lo, hi = np.asarray(bin_lo, dtype=float), np.asarray(bin_hi, dtype=float)
+        self.fig = Figure(figsize=(4.2, 3.0), dpi=DPI)
+        self.fig.subplots_adjust(left=0.15, right=0.97, bottom=0.17, top=0.89)
+        ax = self.ax = self.fig.add_subplot()
+        width = hi - lo
+        self.bars = ax.bar(lo, np.zeros_like(lo), width=width, align="edge", color="tab:blue", alpha=0.7, label="cluster")
+        ax.step(np.append(lo, hi[-1]), np.append(dataset_fraction, np.asarray(dataset_fraction)[-1]), where="post",
+                color="k", lw=1.2, ls="--", label="dataset")
+        ax.set_xlim(float(lo[0]), float(hi[-1]))
+        ax.set_xlabel(f"highest {score} score per material")
+        ax.set_ylabel("fraction of materials")
+        ax.legend(fontsize=8, loc="upper left")
+        self.dataset_max = float(np.max(dataset_fraction)) if len(lo) else 1.0
+
+    def draw(self, cluster_fraction: ArrayLike, path: str | os.PathLike, title: str = "") -> Path:
+        """Draw one cluster's fractions (one per bin) and save the PNG at ``path``."""
+        frac = np.asarray(cluster_fraction, dtype=float)
+        for bar, value in zip(self.bars, frac):
+            bar.set_height(float(value))
+        self.ax.set_ylim(0.0, 1.05 * max(float(frac.max(initial=0.0)), self.dataset_max, 0.05))
         self.ax.set_title(title, fontsize=10)
         return _save(self.fig, path)
 

@@ -16,7 +16,18 @@ All three are computed over the members of clusters of two or more materials: a 
 trivially tight, pure and in agreement with itself, so counting singletons would reward a
 clustering for isolating materials. The number of singletons is reported beside them. The
 dataset-wide mean pairwise Jaccard similarity (``dataset_jaccard``) is reported as the chance
-level of chemical homogeneity.
+level of chemical homogeneity. When clusterings are compared (:func:`compare_clusterings`, the
+sweep), all are scored on the same materials: those in clusters of two or more in every
+clustering compared, counting only those materials (``common_members``; ``n_common`` in the
+output). Cluster means, Jaccard pairs and majority environments are taken over each cluster's
+members in that set.
+
+Robustness (:mod:`optabs.interpret.sweep`): every model layer and the raw spectra are clustered
+at several K (``interpret.sweep_k``) and scored the same way, so a conclusion can be read across
+K and layers instead of at one. Chemistry per cluster (:mod:`optabs.interpret.chemistry`) includes
+motif statistics (:mod:`optabs.interpret.motifs`): which cation-environment motifs ("V
+tetrahedral") a cluster carries more often than the dataset, with hypergeometric p and
+Benjamini-Hochberg q values.
 
 Shapes: M materials, d feature dimensions, N energy points, C clusters. Nothing loops in Python
 over materials or energy points; loops run over clusters (C, at most M) or linkage rows.

@@ -14,6 +14,7 @@ from optabs.dataset import spectra_matrix
 from optabs.errors import InputError
 from optabs.grid import LOG10_ALPHA_FLOOR, Grid
 from optabs.interpret.compare import cluster_indicator
+from optabs.interpret.motifs import cluster_summaries, motif_enrichment
 from optabs.spectra import edge_integral
 
 
@@ -46,6 +47,11 @@ class ClusterChemistry:
     - ``members``: ``material_id``, ``formula``, ``cluster``, ``onset_ev``, ``edge_integral``,
       ``dft_gap_ev``, ``dominant_env``, ``tetrahedral_max``, ``octahedral_max``,
       ``tetrahedral_element``, ``octahedral_element``; by cluster, then onset.
+    - ``motifs``: :func:`optabs.interpret.motifs.motif_enrichment` of the clusters: per cluster and
+      motif ("V tetrahedral": a cation element in a site environment) or anion element, the
+      counts, fold enrichment, one-sided hypergeometric p and Benjamini-Hochberg q over all tests.
+      ``summary["motif_summary"]`` is each cluster's one-line reading of it
+      (:func:`optabs.interpret.motifs.cluster_summaries`).
     """
 
     summary: pd.DataFrame
@@ -54,6 +60,7 @@ class ClusterChemistry:
     env_counts: pd.DataFrame
     score_hist: pd.DataFrame
     members: pd.DataFrame
+    motifs: pd.DataFrame
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables by name (how they are written, one parquet each)."""
@@ -88,7 +95,9 @@ def _align_envs(dataset: pd.DataFrame, envs: pd.DataFrame | None) -> pd.DataFram
         envs = pd.DataFrame(columns=MATERIAL_ENV_COLUMNS)
     merged = base.merge(envs.drop(columns=["formula"], errors="ignore"), on="material_id", how="left")
     merged["dominant_env"] = merged["dominant_env"].fillna(UNKNOWN_ENV)
-    for col in ("cations", "anions"):
+    if "motifs" not in merged.columns:  # environments computed before per-site motifs existed
+        merged["motifs"] = [[] for _ in range(len(merged))]
+    for col in ("cations", "anions", "motifs"):
         merged[col] = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in merged[col]]
     for col in ("tetrahedral_element", "octahedral_element"):
         merged[col] = merged[col].fillna("")
@@ -117,6 +126,7 @@ def cluster_chemistry(
     pseudo_count: float = 0.5,
     prior_materials: float = 1.0,
     score_bins: int = 10,
+    motif_q_max: float = 0.01,
 ) -> ClusterChemistry:
     """Per-cluster chemistry and spectra statistics (see :class:`ClusterChemistry`).
 
@@ -124,6 +134,7 @@ def cluster_chemistry(
     gap columns used where present). ``labels``: (M,) cluster labels in dataset order, or a table
     ``material_id``, ``cluster``. ``envs``: :func:`material_environments` (or None: every
     environment unknown). ``energy_ev``: the spectra's grid (default: the dataset Grid's).
+    ``motif_q_max``: the q-value at which a motif counts as significant in ``summary``.
     """
     lab = _align_labels(dataset, labels)
     env = _align_envs(dataset, envs)
@@ -240,5 +251,9 @@ def cluster_chemistry(
     enriched = top_enriched.groupby("cluster", sort=True).head(3).groupby("cluster")["element"].agg(", ".join)
     summary["enriched"] = summary["cluster"].map(enriched).fillna("")
 
+    motifs = motif_enrichment(lab, env["motifs"].tolist(), element_sets=element_sets(list(dataset["formula"])))
+    lines = cluster_summaries(motifs, motif_q_max, clusters=clusters.tolist())
+    summary["motif_summary"] = [lines[c] for c in clusters.tolist()]
+
     members = members.sort_values(["cluster", "onset_ev", "material_id"], kind="stable").reset_index(drop=True)
-    return ClusterChemistry(summary, enrichment, ions, env_counts, score_hist, members)
+    return ClusterChemistry(summary, enrichment, ions, env_counts, score_hist, members, motifs)

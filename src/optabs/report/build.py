@@ -16,7 +16,7 @@ from optabs.errors import InputError
 from optabs.failures import FAILURE_COLUMNS
 from optabs.grid import Grid
 from optabs.io import atomic_directory
-from optabs.plots import ClusterSpectraPlot
+from optabs.plots import ClusterSpectraPlot, ScoreHistogramPlot
 from optabs.report.pages import _cluster_page, _index_body, cluster_page_name
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ def build_report(
     title: str = "optabs report",
     linkage: ArrayLike | None = None,
     grid=None,
+    sweep: pd.DataFrame | None = None,
+    motif_q_max: float = 0.01,
 ) -> Path:
     """Write the static report into ``outdir`` (replaced atomically); returns ``outdir/index.html``.
 
@@ -58,6 +60,8 @@ def build_report(
     whose leaves are the rows of ``clusters`` in order (:attr:`optabs.interpret.ClusterResult.linkage`);
     without it there is no dendrogram.
     ``grid``: the energy grid (default :class:`optabs.grid.Grid` with the spectra's length).
+    ``sweep``: :func:`optabs.interpret.sweep.clustering_sweep` (the K-and-layer section; none:
+    the section says so). ``motif_q_max``: the q at which the cluster pages call a motif significant.
     """
     from optabs.dataset import spectra_matrix
 
@@ -89,7 +93,7 @@ def build_report(
         index = _index_body(
             title=title, dataset=dataset, clusters=clusters, labels=labels, spectra=spectra, energy=energy,
             cluster_ids=cluster_ids, comparison=comparison, chem=chem, metrics=metrics, predictions=predictions,
-            failures=failures, linkage=linkage, img=img, grid=grid,
+            failures=failures, linkage=linkage, img=img, grid=grid, sweep=sweep,
         )
         (tmp / "index.html").write_text(index, encoding="utf-8")
 
@@ -107,12 +111,17 @@ def build_report(
                           "octahedral_element": "oct. site", "cluster_spectra": "spectra cluster"}
         grouped = dict(tuple(members.groupby("cluster", sort=True)))
         plot = ClusterSpectraPlot(energy, dataset_mean)
+        tet = chem.score_hist[chem.score_hist["score"] == "tetrahedral"]
+        tet_by_cluster = dict(tuple(tet.groupby("cluster", sort=True)))
+        first = tet_by_cluster[cluster_ids[0]]
+        hist = ScoreHistogramPlot(first["bin_lo"], first["bin_hi"], first["frac_dataset"])
         for position, c in enumerate(cluster_ids):
             rows = labels == c
             plot.draw(spectra[rows], img / f"cluster_{c}.png", title=f"Cluster {c}: {int(rows.sum())} materials")
+            hist.draw(tet_by_cluster[c]["frac_cluster"], img / f"tet_hist_{c}.png", title=f"Cluster {c}")
             frame = grouped[c][member_cols].rename(columns=member_headers)
             (tmp / cluster_page_name(c)).write_text(
-                _cluster_page(c, position, cluster_ids, chem, frame, env_overall), encoding="utf-8"
+                _cluster_page(c, position, cluster_ids, chem, frame, env_overall, motif_q_max), encoding="utf-8"
             )
     log.info("report of %d materials, %d clusters written to %s in %.1f s", len(dataset), len(cluster_ids), outdir,
              time.perf_counter() - start)

@@ -128,13 +128,14 @@ def cluster_page_name(cluster) -> str:
 def _comparison_html(comparison: Mapping | None) -> str:
     if not comparison:
         return '<p class="meta">No clustering comparison.</p>'
-    clusterings = {k: v for k, v in comparison.items() if isinstance(v, Mapping)}
+    clusterings = {k: v for k, v in comparison.items() if isinstance(v, Mapping) and "spectral_spread" in v}
     rows = [
         ("spectral_spread", "Spectral spread (mean |log10 α − cluster mean|, lower is tighter)"),
         ("chemical_homogeneity", "Chemical homogeneity (mean pairwise Jaccard of element sets, higher is purer)"),
         ("coordination_agreement", "Coordination agreement (share with the cluster's dominant environment)"),
         ("n_clusters", "Clusters"),
-        ("n_singletons", "Singleton clusters (left out of the three metrics)"),
+        ("n_singletons", "Singleton clusters"),
+        ("n_scored", "Materials scored (in clusters of two or more in both clusterings)"),
         ("size_median", "Median cluster size"),
         ("size_max", "Largest cluster"),
     ]
@@ -150,18 +151,68 @@ def _comparison_html(comparison: Mapping | None) -> str:
     return _table(frame, headers={"metric": ""}) + "".join(f'<p class="meta">{_esc(t)}</p>' for t in extra)
 
 
+SWEEP_METRICS = (("chemical_homogeneity", "chemical homogeneity"), ("coordination_agreement", "coordination agreement"),
+                 ("spectral_spread", "spectral spread"))
+
+
+def _sweep_html(sweep: pd.DataFrame | None, img: Path) -> str:
+    """The K-and-layer sweep: one figure and one table per metric (feature spaces x K)."""
+    if sweep is None or sweep.empty:
+        return '<p class="meta">No K-and-layer sweep (give the interpret stage a sweep output).</p>'
+    from optabs.interpret.sweep import sweep_figure
+
+    sweep_figure(sweep, img / "sweep.png")
+    parts = [_figure_html("img/sweep.png", "clustering quality against K for every feature space",
+                          "Chemical homogeneity, coordination agreement and spectral spread against K, one line per "
+                          "feature space (model layers; the raw spectra dashed). At each K every space is scored on "
+                          "the same materials: those in clusters of two or more in every space.")]
+    spaces = list(dict.fromkeys(sweep["space"]))
+    for key, label in SWEEP_METRICS:
+        table = sweep.pivot(index="space", columns="k", values=key).loc[spaces]
+        table.columns = [f"K = {k}" for k in table.columns]
+        parts.append(f"<h3>{_esc(label.capitalize())}</h3>" + _table(table.reset_index(), headers={"space": "feature space"}))
+    n_common = sweep.groupby("k")["n_common"].first()
+    parts.append('<p class="meta">Materials scored at each K: '
+                 + ", ".join(f"K = {k}: {int(n)}" for k, n in n_common.items()) + ".</p>")
+    return "".join(parts)
+
+
+def _motifs_html(motifs: pd.DataFrame, c, q_max: float, limit: int = 12) -> str:
+    """A cluster's motif statistics: the significant ones, else its best few, with the threshold."""
+    rows = motifs[motifs["cluster"] == c]
+    significant = rows[(rows["q_value"] <= q_max) & (rows["fold_enrichment"] > 1)]
+    shown = significant if not significant.empty else rows.head(5)
+    table = pd.DataFrame({
+        "motif": shown["feature"], "kind": shown["kind"],
+        "members": [f"{k} of {n} ({100 * k / n:.0f}%)" for k, n in zip(shown["k"], shown["n"])],
+        "dataset": [f"{K} ({100 * K / N:.1f}%)" for K, N in zip(shown["K"], shown["N"])],
+        "fold enrichment": shown["fold_enrichment"].to_numpy(), "p": shown["p_value"].to_numpy(),
+        "q (BH)": shown["q_value"].to_numpy(),
+    }).head(limit)
+    lead = (f"{len(significant)} significant at q ≤ {q_max:g}." if not significant.empty
+            else f"None significant at q ≤ {q_max:g}; the five with the lowest q are shown.")
+    return (f'<p class="meta">{_esc(lead)} A motif is a cation element in a CrystalNN site environment; anions are '
+            "tested as elements. p: one-sided hypergeometric test of the cluster against the dataset; q: "
+            "Benjamini–Hochberg over every cluster × motif test.</p>" + _table(table, digits=2))
+
+
 def _metrics_html(metrics: Mapping | None) -> tuple[str, list[tuple[str, str]]]:
     if not metrics:
         return '<p class="meta">No model metrics.</p>', []
     scalars = [(k, _fmt(v)) for k, v in metrics.items() if not isinstance(v, Mapping)]
-    models = {k: _flatten(v) for k, v in metrics.items() if isinstance(v, Mapping)}
+    models = {k: _flatten(v) for k, v in metrics.items() if isinstance(v, Mapping) and k != "floor"}
+    floor = metrics.get("floor")
+    note = ""
+    if isinstance(floor, Mapping) and floor.get("predictions_clipped"):
+        note = (f'<p class="meta">Every prediction (ALIGNN and both baselines) is clipped at the floor, log10 α = '
+                f'{_fmt(floor.get("log10_alpha_floor"))}, before scoring, as <code>optabs predict</code> writes it.</p>')
     if not models:
-        return "", scalars
+        return note, scalars
     keys = list(dict.fromkeys(key for stats in models.values() for key in stats))
     frame = pd.DataFrame({"model": list(models)})
     for k in keys:
         frame[k] = pd.Series([stats.get(k) for stats in models.values()], dtype=object)
-    return _table(frame), scalars
+    return _table(frame) + note, scalars
 
 
 def _flatten(d: Mapping, prefix: str = "") -> dict:
@@ -227,7 +278,8 @@ def _failures_html(failures: pd.DataFrame | None, limit: int = 1000) -> str:
     return head + "</p>" + _table(failures[FAILURE_COLUMNS].head(limit).astype(str), scroll=True)
 
 
-def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.DataFrame, env_overall: str) -> str:
+def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.DataFrame, env_overall: str,
+                  motif_q_max: float = 0.01) -> str:
     summary = chem.summary[chem.summary["cluster"] == c].iloc[0]
     prev_c = clusters[position - 1] if position > 0 else None
     next_c = clusters[position + 1] if position + 1 < len(clusters) else None
@@ -245,6 +297,8 @@ def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.D
         ("dominant environment", f"{summary['dominant_env']} ({100 * summary['dominant_env_fraction']:.0f}%)"),
         ("enriched elements", summary["enriched"] or "–"),
     ]))
+    if "motif_summary" in summary.index:
+        body.append(f'<p class="motif-summary">{_esc(summary["motif_summary"])}</p>')
     body.append(f'<p class="meta">Cations: {_esc(summary["top_cations"] or "–")}. Anions: {_esc(summary["top_anions"] or "–")}. '
                 f"Dataset: dominant environments {_esc(env_overall)}.</p>")
     body.append(_figure_html(f"img/cluster_{c}.png", f"spectra of cluster {c}",
@@ -294,19 +348,25 @@ def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.D
         }), raw=("cluster", "dataset")) + "</div>")
     body.append('<h2>Coordination environments (CrystalNN)</h2><div class="cols"><div><h3>Dominant cation environment</h3>'
                 + _table(env_table, raw=("cluster", "dataset")) + "</div>" + "".join(hist_tables) + "</div>")
+    body.append('<h2 id="motifs">Motifs: cation environments enriched in this cluster</h2>'
+                + _motifs_html(chem.motifs, c, motif_q_max)
+                + _figure_html(f"img/tet_hist_{c}.png", f"tetrahedral score histogram of cluster {c}",
+                               "Each member's highest CrystalNN tetrahedral score (the study's Figure b): the cluster "
+                               "(bars) against the whole dataset (dashed), as fractions of the materials with a score."))
 
     body.append(f"<h2>Members ({size})</h2>" + _table(member_frame, scroll=size > 25))
     return _page(f"Cluster {c}", "".join(body), nav)
 
 
 def _index_body(*, title, dataset, clusters, labels, spectra, energy, cluster_ids, comparison, chem, metrics,
-                predictions, failures, linkage, img: Path, grid) -> str:
+                predictions, failures, linkage, img: Path, grid, sweep: pd.DataFrame | None = None) -> str:
     sizes = pd.Series(labels).value_counts().to_numpy()
     n_fail = 0 if failures is None else len(failures)
     metrics_table, metric_scalars = _metrics_html(metrics)
     body = [f"<h1>{_esc(title)}</h1>",
             '<nav><a href="#clusters">Clusters</a><a href="#comparison">Feature vs spectra clustering</a>'
-            '<a href="#model">Model</a><a href="#failures">Failures</a><a href="#list">Cluster pages</a></nav>']
+            '<a href="#sweep">K and layer sweep</a><a href="#model">Model</a><a href="#failures">Failures</a>'
+            '<a href="#list">Cluster pages</a></nav>']
     body.append(_cards([
         ("materials", f"{len(dataset):,}"), ("clusters", f"{len(cluster_ids):,}"),
         ("cluster size (min / median / max)", f"{sizes.min()} / {np.median(sizes):.0f} / {sizes.max()}"),
@@ -334,6 +394,7 @@ def _index_body(*, title, dataset, clusters, labels, spectra, energy, cluster_id
                              "Onset energy vs edge integral; colours and labels mark clusters."))
 
     body.append('<h2 id="comparison">Feature clusters vs spectra clusters</h2>' + _comparison_html(comparison))
+    body.append('<h2 id="sweep">Does the comparison hold at every K and layer?</h2>' + _sweep_html(sweep, img))
 
     body.append('<h2 id="model">Model</h2>' + metrics_table)
     body.append(_predictions_section(dataset, spectra, energy, predictions, img, grid))
@@ -347,5 +408,7 @@ def _index_body(*, title, dataset, clusters, labels, spectra, energy, cluster_id
         "environment": [f"{e} ({100 * f:.0f}%)" for e, f in zip(s["dominant_env"], s["dominant_env_fraction"])],
         "top cations": s["top_cations"], "top anions": s["top_anions"], "enriched": s["enriched"],
     })
+    if "motif_summary" in s.columns:
+        listing["most significant motif"] = s["motif_summary"].str.replace(r"^cluster \S+: ", "", regex=True).to_numpy()
     body.append('<h2 id="list">Cluster pages</h2>' + _table(listing, links={"cluster": cluster_page_name}))
     return _page(title, "".join(body))

@@ -22,6 +22,8 @@ def report_stage(
     linkage_path,
     comparison_path,
     chemistry_dir,
+    sweep_path=None,
+    motif_q_max: float = 0.01,
     metrics_path=None,
     predictions_path=None,
     failure_paths: Iterable[str | os.PathLike] = (),
@@ -30,7 +32,8 @@ def report_stage(
 ) -> Path:
     """Read the stages' files and build the report (see :func:`build_report`).
 
-    ``failure_paths``: the ``failures.csv`` of every earlier stage (:func:`optabs.failures.read_failures`).
+    ``sweep_path``: the interpret stage's ``sweep.parquet`` (optional). ``failure_paths``: the
+    ``failures.csv`` of every earlier stage (:func:`optabs.failures.read_failures`).
     """
     from optabs.dataset import read_dataset
 
@@ -50,4 +53,6 @@ def report_stage(
         title=title,
         linkage=np.load(linkage_path),
         grid=grid,
+        sweep=pd.read_parquet(sweep_path) if sweep_path else None,
+        motif_q_max=motif_q_max,
     )

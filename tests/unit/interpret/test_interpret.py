@@ -171,34 +171,38 @@ def test_edge_integral_of_a_step():
 SPECTRA = np.array([[0, 0], [2, 2], [1, 3], [5, 5], [7, 9], [0, 1]], dtype=float)
 ELEMENTS = [{"Na", "V", "O"}, {"Na", "Cr", "O"}, {"K", "V", "O"}, {"Mg", "O"}, {"Mg", "Si", "O"}, {"Zn", "O"}]
 ENVS = ["tetrahedral", "tetrahedral", "octahedral", "octahedral", "unknown", "tetrahedral"]
-LABELS_A = np.array([1, 1, 1, 2, 2, 3])  # cluster 3 is a singleton
-LABELS_B = np.array([1, 2, 1, 2, 3, 3])
+LABELS_A = np.array([1, 1, 1, 2, 2, 3])  # {0,1,2} {3,4} {5}: material 5 is a singleton
+LABELS_B = np.array([0, 1, 2, 1, 2, 1])  # {0} {1,3,5} {2,4}: material 0 is a singleton
 
 
 def test_compare_clusterings_matches_hand_computed_values():
     out = compare_clusterings(SPECTRA, ELEMENTS, ENVS, LABELS_A, LABELS_B, names=("features", "spectra"))
     a, b = out["features"], out["spectra"]
+    # Common materials: in clusters of >= 2 in A (0-4) and in B (1-5): {1,2,3,4}; cut to them,
+    # A = {1,2} {3,4} and B = {1,3} {2,4}, neither has a singleton, so one pass is final.
+    assert out["n_common"] == a["n_scored"] == b["n_scored"] == 4
 
-    # A, cluster 1 = {0,1,2}: mean (1, 5/3); MAEs 4/3, 2/3, 2/3. Cluster 2 = {3,4}: mean (6,7); MAEs 1.5, 1.5.
-    # The singleton {5} is left out: spread = (4/3 + 2/3 + 2/3 + 1.5 + 1.5) / 5 = 17/15.
-    assert a["spectral_spread"] == pytest.approx(17 / 15)
-    # Jaccard: J(0,1) = 2/4, J(0,2) = 2/4, J(1,2) = 1/5 -> 0.4; J(3,4) = 2/3; size-weighted (3*0.4 + 2*2/3)/5 = 38/75.
-    assert a["chemical_homogeneity"] == pytest.approx(38 / 75)
-    # Environments: cluster 1 tet, tet, oct -> 2 of 3; cluster 2 oct (+ one unknown, left out) -> 1 of 1: 3/4.
-    assert a["coordination_agreement"] == pytest.approx(3 / 4)
+    # A: {1,2} mean (1.5, 2.5), MAEs 0.5, 0.5; {3,4} mean (6, 7), MAEs 1.5, 1.5 -> 4/4 = 1.
+    # (The old rule scored A on 0-4 as well: 17/15.)
+    assert a["spectral_spread"] == pytest.approx(1.0)
+    # J(1,2) = |{O}| / |{Na,Cr,O,K,V}| = 1/5, J(3,4) = 2/3; two pairs of size-2 clusters: (1/5 + 2/3)/2 = 13/30.
+    assert a["chemical_homogeneity"] == pytest.approx(13 / 30)
+    # {1,2} tet, oct -> 1 of 2; {3,4} oct + unknown (left out) -> 1 of 1: 2/3.
+    assert a["coordination_agreement"] == pytest.approx(2 / 3)
+    # The sizes describe the whole clustering of all six materials.
     assert (a["n_clusters"], a["n_singletons"], a["n_in_clusters"]) == (3, 1, 5)
     assert (a["size_min"], a["size_median"], a["size_max"]) == (1, 2.0, 3)
     assert a["size_mean"] == pytest.approx(2.0)
 
-    # B = {0,2}, {1,3}, {4,5}: MAEs 1, 1, 1.5, 1.5, 3.75, 3.75 -> 12.5/6.
-    assert b["spectral_spread"] == pytest.approx(25 / 12)
-    # J(0,2) = 1/2, J(1,3) = 1/4, J(4,5) = 1/4 -> 1/3.
-    assert b["chemical_homogeneity"] == pytest.approx(1 / 3)
-    # tet/oct -> 1 of 2, tet/oct -> 1 of 2, unknown/tet -> 1 of 1: 3/5.
-    assert b["coordination_agreement"] == pytest.approx(3 / 5)
-    assert b["n_singletons"] == 0
+    # B: {1,3} mean (3.5, 3.5), MAEs 1.5, 1.5; {2,4} mean (4, 6), MAEs 3, 3 -> 9/4 (not its own 1-5's numbers).
+    assert b["spectral_spread"] == pytest.approx(9 / 4)
+    # J(1,3) = |{O}| / |{Na,Cr,O,Mg}| = 1/4, J(2,4) = |{O}| / |{K,V,O,Mg,Si}| = 1/5 -> 9/40.
+    assert b["chemical_homogeneity"] == pytest.approx(9 / 40)
+    # {1,3} tet, oct -> 1 of 2; {2,4} oct + unknown -> 1 of 1: 2/3.
+    assert b["coordination_agreement"] == pytest.approx(2 / 3)
+    assert (b["n_clusters"], b["n_singletons"], b["n_in_clusters"]) == (3, 1, 5)
 
-    # dataset-wide chance level against a plain double loop over pairs
+    # dataset-wide chance level against a plain double loop over pairs of all six materials
     pairs = [len(p & q) / len(p | q) for p, q in combinations(ELEMENTS, 2)]
     assert out["dataset_jaccard"] == pytest.approx(np.mean(pairs))
     assert out["n_materials"] == 6
@@ -238,6 +242,13 @@ def test_compare_clusterings_checks_shapes():
 
 def test_compare_clusterings_all_singletons_is_nan_not_perfect():
     out = compare_clusterings(SPECTRA, ELEMENTS, ENVS, np.arange(6), np.zeros(6, dtype=int))
-    assert np.isnan(out["a"]["spectral_spread"]) and np.isnan(out["a"]["chemical_homogeneity"])
-    assert out["a"]["n_singletons"] == 6
-    assert out["b"]["chemical_homogeneity"] == pytest.approx(out["dataset_jaccard"])
+    # no material is in a cluster of two in both: nothing is scored, in either clustering
+    assert out["n_common"] == 0
+    for name in ("a", "b"):
+        assert np.isnan(out[name]["spectral_spread"]) and np.isnan(out[name]["chemical_homogeneity"])
+        assert np.isnan(out[name]["coordination_agreement"])
+    assert out["a"]["n_singletons"] == 6 and out["b"]["n_singletons"] == 0
+    # one cluster of everything, against itself: its homogeneity is the chance level
+    whole = compare_clusterings(SPECTRA, ELEMENTS, ENVS, np.zeros(6, dtype=int), np.zeros(6, dtype=int))
+    assert whole["n_common"] == 6
+    assert whole["a"]["chemical_homogeneity"] == pytest.approx(whole["dataset_jaccard"])

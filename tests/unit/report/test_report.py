@@ -18,6 +18,7 @@ from optabs.errors import InputError
 from optabs.failures import Failure, read_failures, write_failures
 from optabs.grid import Grid
 from optabs.interpret import cluster_chemistry, compare_clusterings, ward_clusters
+from optabs.interpret.sweep import clustering_sweep
 from optabs.io import write_json
 from optabs.plots import (
     cluster_grid_figure,
@@ -54,10 +55,15 @@ def synthetic(m: int = 40, k: int = 4, seed: int = 0):
     })[DATASET_COLUMNS]
     tet = np.where(group % 2 == 0, 0.95, 0.1) + rng.uniform(0, 0.04, m)
     octa = np.where(group % 2 == 1, 0.9, 0.05) + rng.uniform(0, 0.04, m)
+    # motifs: the B cation is tetrahedral in even groups, octahedral in odd ones; "V tetrahedral" only in group 0
+    env_of = np.where(group % 2 == 0, "tetrahedral", "octahedral")
     envs = pd.DataFrame({
         "material_id": ids, "formula": formulas, "n_cation_sites": 2, "tetrahedral_max": tet, "octahedral_max": octa,
         "tetrahedral_element": [pools[g % 6][1] for g in group], "octahedral_element": [pools[g % 6][0] for g in group],
-        "dominant_env": dominant_environment(tet, octa), "cations": [sorted(pools[g % 6]) for g in group],
+        "dominant_env": dominant_environment(tet, octa), "n_tetrahedral_sites": (group % 2 == 0).astype(int),
+        "n_octahedral_sites": 1 + (group % 2 == 1).astype(int), "n_other_sites": 0,
+        "motifs": [sorted([f"{pools[g % 6][0]} octahedral", f"{pools[g % 6][1]} {e}"]) for g, e in zip(group, env_of)],
+        "cations": [sorted(pools[g % 6]) for g in group],
         "anions": [["O"]] * m, "oxidation_method": "bond_valence", "error": "",
     })[MATERIAL_ENV_COLUMNS]
     return dataset, features, envs
@@ -71,6 +77,8 @@ def report_inputs(m: int = 40, k: int = 4):
     comparison = compare_clusterings(spectra, element_sets(list(dataset["formula"])), list(envs["dominant_env"]),
                                      by_features.labels, by_spectra.labels, names=("features", "spectra"))
     chemistry = cluster_chemistry(dataset, by_features.labels, envs)
+    sweep = clustering_sweep(spectra, {"features": features}, element_sets(list(dataset["formula"])),
+                             list(envs["dominant_env"]), [2, k, 2 * k])
     clusters = pd.DataFrame({"material_id": dataset["material_id"], "cluster": by_features.labels,
                              "cluster_spectra": by_spectra.labels})
     rng = np.random.default_rng(1)
@@ -83,7 +91,7 @@ def report_inputs(m: int = 40, k: int = 4):
                              "reason": ["SCF did not converge <in 200 steps>", "overlapping atoms & more"],
                              "detail": ["see dft/bad-1/vasp.log", "min_distance: 0.4 Å < 0.5 Å"]})
     return dict(dataset=dataset, clusters=clusters, comparison=comparison, chemistry=chemistry, metrics=metrics,
-                predictions=predictions, failures=failures, linkage=by_features.linkage), by_features
+                predictions=predictions, failures=failures, linkage=by_features.linkage, sweep=sweep), by_features
 
 
 class _Links(HTMLParser):
@@ -128,7 +136,7 @@ def test_report_files_links_and_images_exist(built):
     for name in cluster_links:
         assert (site / name).is_file()
     expected = {"img/dendrogram.png", "img/clusters_grid.png", "img/onset_edge.png", "img/onset_parity.png",
-                "img/worst_by_quartile.png"}
+                "img/worst_by_quartile.png", "img/sweep.png"}
     assert expected <= set(page.images)
     for html_file in [index, *(site / n for n in cluster_links)]:
         parsed = parse(html_file)
@@ -155,9 +163,24 @@ def test_report_content(built):
     members = inputs["dataset"]["material_id"][result.labels == 1]
     for material_id in members:
         assert material_id in cluster_1
-    for heading in ("Element enrichment", "Cations and anions", "Dominant cation environment", "Members"):
+    for heading in ("Element enrichment", "Cations and anions", "Dominant cation environment", "Members", "Motifs"):
         assert heading in cluster_1
     assert 'href="index.html"' in cluster_1 and 'href="cluster_2.html"' in cluster_1
+    # the planted motif: "V tetrahedral" is carried by the 10 members of group 0 and nobody else
+    group0 = set(inputs["dataset"]["material_id"][::4])
+    (c0,) = {int(c) for m, c in zip(inputs["dataset"]["material_id"], result.labels) if m in group0}
+    page = (index.parent / f"cluster_{c0}.html").read_text(encoding="utf-8")
+    motifs = page[page.index('id="motifs"'):]
+    table = pd.read_html(StringIO(motifs[motifs.index("<table"):motifs.index("</table>") + 8]))[0]
+    row = table.set_index("motif").loc["V tetrahedral"]
+    assert row["members"] == "10 of 10 (100%)" and row["dataset"] == "10 (25.0%)" and row["fold enrichment"] == 4.0
+    # its own member count is the one line of the cluster on the overview
+    assert f"cluster {c0}: " in page and "in 10 of 10 members vs 25 % of the dataset" in text
+    assert f'img/tet_hist_{c0}.png' in page
+    # the sweep: a table per metric with a column per K
+    sweep = text[text.index('<h2 id="sweep">'):text.index('<h2 id="model">')]
+    for label in ("Chemical homogeneity", "Coordination agreement", "Spectral spread", "K = 2", "K = 4", "K = 8"):
+        assert label in sweep
 
 
 def test_rebuild_replaces_atomically_and_leaves_no_temporaries(tmp_path, monkeypatch):
@@ -314,6 +337,10 @@ def test_report_in_a_real_browser(built, browser):
     assert browser.title == "Test report <4 clusters>"
     assert browser.execute_script("return document.images.length") >= 5
     assert browser.execute_script(ALL_IMAGES_LOADED), "an image of index.html did not load"
+    sweep = browser.find_element(By.CSS_SELECTOR, "img[src='img/sweep.png']")
+    assert int(sweep.get_attribute("naturalWidth")) > 300  # the K-and-layer sweep figure rendered
+    assert "in 10 of 10 members vs 25 % of the dataset" in browser.find_element(By.ID, "list").find_element(
+        By.XPATH, "following-sibling::table").text
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "report.png"))
 
@@ -324,8 +351,13 @@ def test_report_in_a_real_browser(built, browser):
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
         number = re.search(r"cluster_(\d+)\.html$", href).group(1)
         assert browser.find_element(By.TAG_NAME, "h1").text == f"Cluster {number}"
-        assert browser.execute_script("return document.images.length") >= 1
+        assert browser.execute_script("return document.images.length") >= 2  # spectra and tetrahedral histogram
         assert browser.execute_script(ALL_IMAGES_LOADED), f"an image of {href} did not load"
+        motif_rows = browser.execute_script(
+            "const h = document.getElementById('motifs'); let t = h.nextElementSibling;"
+            "while (t && t.tagName !== 'TABLE') t = t.nextElementSibling; return t ? t.rows.length : 0")
+        assert motif_rows >= 2, f"{href}: no motif table"
+        assert browser.find_element(By.CSS_SELECTOR, "img[src^='img/tet_hist_']").get_attribute("naturalWidth") != "0"
         # the way back works too
         browser.find_element(By.LINK_TEXT, "↑ Overview").click()
         wait.until(lambda d: d.current_url.endswith("index.html"))
