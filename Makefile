@@ -9,7 +9,7 @@ export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 CORES ?= $(shell nproc)
 
-.PHONY: setup demo test test-fast lint-code bench lint dryrun clean
+.PHONY: setup demo test test-fast lint-code bench lint dryrun slurm-profile clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,15 @@ lint: $(STAMP)
 dryrun: $(STAMP)
 	$(VENV)/bin/snakemake -n --cores 1
 	$(VENV)/bin/snakemake -n --profile profiles/slurm --configfile configs/paper.yaml
+
+# The site's SLURM profile, once, where `snakemake --profile slurm` finds it
+# ($$XDG_CONFIG_HOME/snakemake/slurm, by default ~/.config/snakemake/slurm):
+#   make slurm-profile ACCOUNT=myproject PARTITION=short GPU_PARTITION=a100
+# ACCOUNT may be left out (the executor then guesses one); FORCE=1 replaces an existing profile.
+# Any python3 will do (standard library only), so it runs before `make setup`.
+slurm-profile:
+	$(if $(wildcard $(PY)),$(PY),python3) tools/slurm_profile.py --account '$(ACCOUNT)' \
+	    --partition '$(PARTITION)' --gpu-partition '$(GPU_PARTITION)' $(if $(filter 1,$(FORCE)),--force)
 
 clean:
 	rm -rf results logs .snakemake

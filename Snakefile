@@ -19,6 +19,8 @@ include: "rules/interpret.smk"
 include: "rules/report.smk"
 
 
+# The default target; each stage also has its own, `all_<stage>`, at the end of its rules file
+# (all_structures, all_dft, all_spectra, all_dataset, all_model, all_interpret).
 rule all:
     input:
         final_targets(),

@@ -42,3 +42,10 @@ else:
             "../envs/report.yaml"
         script:
             "../scripts/dataset.py"
+
+
+# `snakemake all_dataset`: the dataset and its ALIGNN export (curated or imported), nothing after.
+rule all_dataset:
+    input:
+        (rules.dataset_import if config["source"] == "dataset" else rules.dataset).output,
+    localrule: True

@@ -26,3 +26,12 @@ rule:
         f"../envs/dft-{DFT_ENGINE}.yaml"
     script:
         "../scripts/dft.py"
+
+
+# `snakemake all_dft`: the structures checkpoint, then one DFT job per kept material (the same
+# checkpoint-aware input as the spectra rule's), and nothing after them. `--until dft_<engine>`
+# cannot do this: the DFT jobs are not in the DAG until the checkpoint has run.
+rule all_dft:
+    input:
+        dft_results,
+    localrule: True

@@ -41,3 +41,13 @@ rule interpret:
         "../envs/report.yaml"
     script:
         "../scripts/interpret.py"
+
+
+# `snakemake all_interpret`: everything all_model makes, then the clusters and their chemistry;
+# no report.
+rule all_interpret:
+    input:
+        rules.all_model.input,
+        rules.interpret_environments.output,
+        rules.interpret.output,
+    localrule: True

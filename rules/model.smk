@@ -104,3 +104,15 @@ rule predict:
         "../envs/ml.yaml"
     script:
         "../scripts/predict.py"
+
+
+# `snakemake all_model`: every stage up to the model (the dataset's export included), then graphs,
+# the trained model, its evaluation and embeddings; no interpret, no report, no predict.
+rule all_model:
+    input:
+        rules.all_dataset.input,
+        rules.model_graphs.output,
+        rules.model_train.output,
+        rules.model_evaluate.output,
+        rules.model_embeddings.output,
+    localrule: True

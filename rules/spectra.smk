@@ -19,3 +19,10 @@ rule spectra:
         "../envs/report.yaml"
     script:
         "../scripts/spectra.py"
+
+
+# `snakemake all_spectra`: every stage up to the corrected spectra and the DFT summary.
+rule all_spectra:
+    input:
+        rules.spectra.output,
+    localrule: True

@@ -37,3 +37,10 @@ checkpoint structures:
         "../envs/structures.yaml"
     script:
         "../scripts/structures.py"
+
+
+# `snakemake all_structures`: this stage's outputs and nothing after them.
+rule all_structures:
+    input:
+        rules.structures.output,
+    localrule: True

@@ -1,9 +1,10 @@
 """The slurm profile against a real SLURM: a private single-node cluster (munge, slurmctld, slurmd
 on loopback, partitions ``cpu`` and ``gpu``) started for the session; jobs really go through sbatch.
 
-The node has 2 CPUs and no GPU (it counts one, see slurm_cluster.py). The profile's requests are
-capped to the node (training asks for 4 CPUs and 32 GB, VASP for 32 tasks and 64 GB): the test
-passes the profile's own set-resources again with those numbers lowered, nothing else.
+The node has 2 CPUs and no GPU (it counts one, see slurm_cluster.py). The requests of the workflow
+profile (profiles/default, which snakemake loads beside profiles/slurm) are capped to the node
+(training asks for 4 CPUs and 32 GB, VASP for 32 tasks and 64 GB): the test passes that profile's
+own set-resources again with those numbers lowered, nothing else.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from fakes.slurm_cluster import slurm_cluster as start_slurm_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
-PROFILE = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+# Per-rule resources are the workflow profile's; profiles/slurm holds the site settings only.
+PROFILE = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
 GPAW_SUBSET = ["mp-1265", "SrS-rocksalt", "mp-1190"]
 VASP_SUBSET = ["mp-1265", "Na2O-antifluorite", "CrO3-Ama2"]  # all kept; the fake POTCARs cover them
 # The demo catalog's materials that pass the filter (README): what the bundling note scales to.
@@ -50,7 +52,7 @@ def slurm_cluster():
 
 
 def capped_resources(cluster) -> list[str]:
-    """The profile's set-resources as ``--set-resources`` arguments, capped to the test node.
+    """The workflow profile's set-resources as ``--set-resources`` arguments, capped to the test node.
 
     A bundle (group job) asks for the sum of its members' CPUs and memory (3 GPAW runs: 3 CPUs);
     ``--resources`` caps that to the node, and snakemake runs the members in series beyond it.

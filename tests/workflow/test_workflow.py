@@ -1,9 +1,45 @@
-"""The workflow as a whole: dry runs of the whole DAG, lint, and the demo's stages to completion."""
+"""The workflow as a whole: dry runs of the whole DAG and of each stage's target, lint, and the
+demo's stages to completion."""
+
+import re
 
 import pandas as pd
 import pytest
 
-from conftest import snakemake
+from conftest import copy_workflow, snakemake, write_catalog_subset
+
+# A small catalog for the stage targets: three materials kept, NiO rejected by the filter.
+TARGET_CATALOG = ["mp-1265", "SrS-rocksalt", "mp-1190", "NiO-rocksalt"]
+KEPT = 3
+# What each stage's target plans once the structures checkpoint has run: its stage and the
+# stages before it, never a later one (GPAW, the default engine: one dft_gpaw job per material).
+STAGE_JOBS = {
+    "all_structures": {},
+    "all_dft": {"dft_gpaw": KEPT},
+    "all_spectra": {"dft_gpaw": KEPT, "spectra": 1},
+    "all_dataset": {"dft_gpaw": KEPT, "spectra": 1, "dataset": 1},
+    "all_model": {"dft_gpaw": KEPT, "spectra": 1, "dataset": 1,
+                  "model_graphs": 1, "model_train": 1, "model_evaluate": 1, "model_embeddings": 1},
+    "all_interpret": {"dft_gpaw": KEPT, "spectra": 1, "dataset": 1,
+                      "model_graphs": 1, "model_train": 1, "model_evaluate": 1, "model_embeddings": 1,
+                      "interpret_environments": 1, "interpret": 1},
+}
+
+
+def planned_jobs(proc) -> dict[str, int]:
+    """The "Job stats" table of a (dry) run: rule -> number of jobs, without the total."""
+    lines = proc.stdout.splitlines()
+    for i, line in enumerate(lines):
+        if line.split() == ["job", "count"]:
+            rows = [row.split() for row in lines[i + 2:]]
+            counts = {}
+            for row in rows:
+                if len(row) != 2 or not row[1].isdigit():
+                    break
+                counts[row[0]] = int(row[1])
+            counts.pop("total", None)
+            return counts
+    return {}  # nothing to be done
 
 
 def test_dry_run_default_config(workflow_dir):
@@ -27,6 +63,48 @@ def test_lint_reports_nothing(workflow_dir):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "Lints for" not in out, out
+
+
+def test_stage_targets_before_the_structures_checkpoint_plan_only_it(workflow_dir):
+    # The DFT jobs join the DAG only once the checkpoint has run: all_dft on the embedded catalog
+    # plans the checkpoint first, and nothing else.
+    for target in ("all_structures", "all_dft"):
+        proc = snakemake(["-n", "--cores", "2", target], cwd=workflow_dir, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert planned_jobs(proc) == {"structures": 1, target: 1}, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def structures_done(tmp_path_factory):
+    """A workflow copy on TARGET_CATALOG whose structures checkpoint has really run (about 5 s)."""
+    wf = copy_workflow(tmp_path_factory.mktemp("targets") / "wf")
+    write_catalog_subset(wf / "resources" / "catalog.yaml", TARGET_CATALOG)
+    proc = snakemake(["--cores", "1", "all_structures"], cwd=wf, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    kept = pd.read_parquet(wf / "results/structures/kept.parquet")
+    assert len(kept) == KEPT and "NiO-rocksalt" not in set(kept.material_id)
+    return wf
+
+
+@pytest.mark.parametrize("target", STAGE_JOBS)
+def test_stage_target_plans_its_stage_and_nothing_after_it(structures_done, target):
+    proc = snakemake(["-n", "--cores", "2", target], cwd=structures_done, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    expected = {**STAGE_JOBS[target], target: 1} if STAGE_JOBS[target] else {}
+    assert planned_jobs(proc) == expected, proc.stdout
+    if target == "all_dft":
+        # one job per kept material, by id
+        kept = pd.read_parquet(structures_done / "results/structures/kept.parquet").material_id
+        assert sorted(set(re.findall(r"output: results/dft/(\S+)/result\.json", proc.stdout))) == sorted(kept)
+
+
+def test_dataset_target_with_the_dataset_source_imports(workflow_dir, tmp_path):
+    folder = tmp_path / "alignn"
+    folder.mkdir()
+    proc = snakemake(["-n", "--cores", "2", "all_dataset", "--config", "source=dataset", f"dataset_dir={folder}"],
+                     cwd=workflow_dir, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert planned_jobs(proc) == {"dataset_import": 1, "all_dataset": 1}, proc.stdout
 
 
 @pytest.mark.slow
