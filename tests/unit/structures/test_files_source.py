@@ -90,4 +90,4 @@ def test_files_source_through_the_workflow(workflow_dir, tmp_path):
     assert set(rejected.criterion) == {"unreadable", "excluded_element", "disordered"}
     assert set(rejected.source_ref) == {"bad.cif", "NiO.cif", "Mg0.5Ca0.5O.cif"}
     disordered = rejected[rejected.criterion == "disordered"].iloc[0]
-    assert disordered.source_ref == "Mg0.5Ca0.5O.cif" and "Mg:0.5 Ca:0.5" in disordered.detail
+    assert disordered.source_ref == "Mg0.5Ca0.5O.cif" and "Ca:0.5 Mg:0.5" in disordered.detail  # CIF order
