@@ -21,6 +21,9 @@ rule model_graphs:
         "../scripts/model_graphs.py"
 
 
+# Training also writes results/model/resume.pt every epoch (optabs.model.resume). It is not an
+# output on purpose: Snakemake deletes the outputs of a killed job, never this file, so the job's
+# retry or the next run continues after the last finished epoch.
 rule model_train:
     input:
         dataset=f"{RESULTS}/dataset/dataset.parquet",

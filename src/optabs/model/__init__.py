@@ -21,7 +21,9 @@ workflow can read :class:`ModelSettings` without it):
 ``split``       ``split_ids``: the seeded train/val/test split (no torch)
 ``network``     the alignn configuration, building the network, batching graphs, the forward pass
 ``train``       ``train(dataset, graphs, settings, outdir, grid)`` writes ``checkpoint.pt`` (the
-                best epoch by validation loss) and ``history.csv``
+                best epoch by validation loss) and ``history.csv``, and resumes a killed run
+``resume``      the resume state ``resume.pt`` written every epoch, so that a killed training
+                continues after its last epoch: fingerprint, random states, saving and loading
 ``checkpoint``  writing and reading checkpoints (weights, settings, split, grid); ``load_model``
 ``predict``     ``predict``: spectra of graphs from a trained network; the predictions table
 ``baselines``   the mean-spectrum and composition baselines (no torch)

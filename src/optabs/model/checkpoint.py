@@ -25,13 +25,13 @@ CHECKPOINT_FORMAT = "optabs-alignn-1"
 
 
 def save_checkpoint(
-    path: Path, model: Any, config: Any, settings: ModelSettings, split: Mapping[str, str], n_grid: int,
-    epoch: int, loss: float, grid: Grid | None = None,
+    path: Path, state_dict: Mapping[str, torch.Tensor], config: Any, settings: ModelSettings, split: Mapping[str, str],
+    n_grid: int, epoch: int, loss: float, grid: Grid | None = None,
 ) -> None:
-    """Write the checkpoint of ``model`` at ``epoch`` (validation ``loss``) to ``path``, atomically."""
+    """Write the checkpoint of the weights ``state_dict`` at ``epoch`` (validation ``loss``) to ``path``, atomically."""
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "config": config.model_dump(),
         "settings": settings.to_dict(),
         "split": dict(split),

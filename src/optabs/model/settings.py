@@ -55,7 +55,12 @@ class ModelSettings(Settings):
     Snakemake then runs no other job on those cores, which is when a second thread pays.
     ``device``: "auto" (CUDA when visible, else CPU), "cpu", "cuda" or "cuda:N".
     ``max_train_minutes``: optional wall-clock budget; training stops after the epoch that
-    crosses it (the best checkpoint so far is kept and the stop is logged).
+    crosses it (the best checkpoint so far is kept and the stop is logged). The training time of
+    a killed run that this one resumes counts too.
+
+    Resuming (:mod:`optabs.model.resume`): a killed training continues after its last epoch
+    when every setting but ``threads``, ``device`` and ``max_train_minutes`` is the same (and
+    the data, split and grid); otherwise it starts afresh.
     """
 
     alignn_layers: int = 4

@@ -62,7 +62,8 @@ def _stage_graphs(dataset: pd.DataFrame, cache_path: str | Path, settings: Model
 def train_stage(
     dataset_path: str | Path, cache_path: str | Path, settings: ModelSettings, outdir: str | Path, grid: Grid
 ) -> TrainResult:
-    """Train on the dataset's graphs; writes ``outdir/checkpoint.pt`` (with ``grid``) and ``outdir/history.csv``."""
+    """Train on the dataset's graphs; writes ``outdir/checkpoint.pt`` (with ``grid``) and ``outdir/history.csv``,
+    continuing a killed run from ``outdir/resume.pt`` where it matches (see :func:`train`)."""
     from optabs.dataset import read_dataset
 
     dataset = read_dataset(dataset_path)

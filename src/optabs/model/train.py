@@ -1,4 +1,14 @@
-"""Training ALIGNN on the dataset's spectra: seeded split, AdamW, one-cycle schedule, best-epoch checkpoint."""
+"""Training ALIGNN on the dataset's spectra: seeded split, AdamW, one-cycle schedule, best-epoch checkpoint.
+
+Training resumes where it stopped. After every epoch the whole training state (weights,
+optimiser, schedule, random states, history, best epoch and its weights) is written atomically
+to ``outdir/resume.pt`` (:mod:`optabs.model.resume`), beside the best checkpoint but apart from
+it. A run that finds one written with the same fingerprint (training settings, data, split,
+grid) continues after its epoch instead of from epoch 1, so a job that is killed, cancelled,
+timed out or preempted loses only the epoch it was in when Snakemake runs it again. The result
+(best checkpoint, history) is that of an uninterrupted run: bitwise on CPU with the same number
+of threads. The file is removed when training ends.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +32,7 @@ from optabs.io import write_csv
 from optabs.model.checkpoint import save_checkpoint
 from optabs.model.graphs import Graph
 from optabs.model.network import batch, batches, forward, model_config, new_model
+from optabs.model.resume import RESUME_FILE, fingerprint, load_resume, restore_rng, rng_states, save_resume
 from optabs.model.settings import ModelSettings
 from optabs.model.split import split_ids
 
@@ -33,7 +44,9 @@ HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "seconds", "graphs_per_s"]
 @dataclass
 class TrainResult:
     """What :func:`train` did. ``history`` has one row per epoch (see ``history.csv``);
-    ``model`` is the network with the best epoch's weights (those in ``checkpoint``), in eval mode."""
+    ``model`` is the network with the best epoch's weights (those in ``checkpoint``), in eval mode.
+    ``resumed_after_epoch``: the last epoch of the resume state this run continued from (0: it
+    started afresh); ``seconds`` is this run's wall time."""
 
     checkpoint: Path
     history: pd.DataFrame
@@ -45,6 +58,7 @@ class TrainResult:
     stopped_early: bool = False
     missing_graphs: list[str] = field(default_factory=list)
     model: Any = None
+    resumed_after_epoch: int = 0
 
 
 @contextmanager
@@ -93,9 +107,20 @@ def train(
     training throughput). CPU runs are bitwise reproducible for a given seed and thread count.
     ``grid``: the energy grid of the spectra, stored in the checkpoint so that prediction needs
     no grid options (its ``n_points`` must equal the spectra's length).
+
+    Resuming: every epoch also writes ``outdir/resume.pt`` (see :mod:`optabs.model.resume`). If
+    that file exists when training starts and its fingerprint matches (all settings but
+    ``threads``, ``device`` and ``max_train_minutes``; the materials, their spectra and
+    structures; the split; the grid), training continues after its epoch, first rewriting
+    ``checkpoint.pt`` and ``history.csv`` as they were then; the result equals that of an
+    uninterrupted run. A file that does not match or cannot be read is logged by name and
+    ignored (training starts from epoch 1 and overwrites it). The file is removed when training
+    ends (all epochs done, or stopped by ``max_train_minutes``, whose budget counts the training
+    time of the runs before too).
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    _remove_partial_writes(outdir)
     missing = [mid for mid in dataset.material_id if mid not in graphs]
     if missing:
         log.warning("%d materials have no graph and are left out of training: %s", len(missing), ", ".join(missing[:20]))
@@ -114,36 +139,50 @@ def train(
 
     t_start = time.perf_counter()
     with _torch_runtime(settings) as device:
-        torch.manual_seed(settings.seed)
         config = model_config(settings, n_grid)
-        model = new_model(config).to(device)
-        if settings.output_bias_from_mean:
-            with torch.no_grad():
-                model.fc.bias.copy_(Y[[row[m] for m in train_ids]].mean(0))
+        train_mean = Y[[row[m] for m in train_ids]].mean(0) if settings.output_bias_from_mean else None
+        total_steps = math.ceil(len(train_ids) / settings.batch_size) * settings.epochs
+        model, optimizer, scheduler, generator = _start(settings, config, device, train_mean, total_steps)
         n_parameters = sum(p.numel() for p in model.parameters())
         log.info("ALIGNN %d+%d layers, hidden %d: %d parameters on %s", settings.alignn_layers,
                  settings.gcn_layers, settings.hidden_features, n_parameters, device)
-        optimizer = torch.optim.AdamW(_param_groups(model), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-        steps_per_epoch = math.ceil(len(train_ids) / settings.batch_size)
-        total_steps = steps_per_epoch * settings.epochs
-        if settings.scheduler == "onecycle":
-            pct = 0.3 if settings.warmup_steps is None else min(settings.warmup_steps / total_steps, 0.5)
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=settings.learning_rate, total_steps=total_steps, pct_start=pct
-            )
-        else:
-            scheduler = None
-        generator = torch.Generator().manual_seed(settings.seed)
         val_batches = [
             (batch(graphs, ids, device), Y[[row[m] for m in ids]].to(device))
             for ids in batches(val_ids, settings.batch_size)
         ]
 
-        history, best = [], (math.inf, 0)
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        checkpoint, resume_path = outdir / "checkpoint.pt", outdir / RESUME_FILE
+        expected = fingerprint(settings, config.model_dump(), grid, n_grid, split, list(data.material_id), Y,
+                               list(data.structure) if "structure" in data else None)
+        history: list[dict[str, Any]] = []
+        best, best_state = (math.inf, 0), _copy(model.state_dict())
+        done, elapsed_before = 0, 0.0
+        state = load_resume(resume_path, expected)
+        if state is not None:
+            try:
+                history, best, best_state, done, elapsed_before = _restore(state, model, optimizer, scheduler, generator,
+                                                                           device)
+            except Exception as exc:
+                log.warning("resume file %s ignored: its state does not fit this model (%s: %s); training starts "
+                            "from epoch 1", resume_path, type(exc).__name__, exc)
+                model, optimizer, scheduler, generator = _start(settings, config, device, train_mean, total_steps)
+                best_state = _copy(model.state_dict())
+            else:
+                log.info("resuming from %s: epoch %d of %d done (%.1f min), best epoch %d; going on with epoch %d",
+                         resume_path, done, settings.epochs, elapsed_before / 60, best[1], done + 1)
+                # Snakemake deletes the outputs of a killed job: put them back as they were then.
+                if best[1] > 0:
+                    save_checkpoint(checkpoint, best_state, config, settings, split, n_grid, best[1], best[0], grid)
+                write_csv(outdir / "history.csv", pd.DataFrame(history, columns=HISTORY_COLUMNS))
+
         stopped_early = False
-        checkpoint = outdir / "checkpoint.pt"
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(done + 1, settings.epochs + 1):
+            elapsed_min = (elapsed_before + time.perf_counter() - t_start) / 60
+            if settings.max_train_minutes is not None and epoch > 1 and elapsed_min > settings.max_train_minutes:
+                log.warning("stopping after epoch %d of %d: %.1f min spent, budget max_train_minutes=%s",
+                            epoch - 1, settings.epochs, elapsed_min, settings.max_train_minutes)
+                stopped_early = True
+                break
             t0 = time.perf_counter()
             model.train()
             order = [train_ids[i] for i in torch.randperm(len(train_ids), generator=generator).tolist()]
@@ -172,25 +211,77 @@ def train(
             score = val_loss if val_batches else train_loss
             if score < best[0]:
                 best = (score, epoch)
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                save_checkpoint(checkpoint, model, config, settings, split, n_grid, epoch, score, grid)
+                best_state = _copy(model.state_dict())
+                save_checkpoint(checkpoint, best_state, config, settings, split, n_grid, epoch, score, grid)
             write_csv(outdir / "history.csv", pd.DataFrame(history, columns=HISTORY_COLUMNS))
+            save_resume(resume_path, {
+                "fingerprint": expected, "epoch": epoch, "elapsed_s": elapsed_before + time.perf_counter() - t_start,
+                "history": history, "best_epoch": best[1], "best_score": best[0], "best_state": best_state,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": rng_states(generator, device),
+            })
             log.info("epoch %d/%d: train %.4f val %.4f (%.1f s, %.1f graphs/s)%s", epoch, settings.epochs,
                      train_loss, val_loss, seconds, len(train_ids) / t_train, " best" if best[1] == epoch else "")
-            elapsed_min = (time.perf_counter() - t_start) / 60
-            if settings.max_train_minutes is not None and elapsed_min > settings.max_train_minutes and epoch < settings.epochs:
-                log.warning("stopping after epoch %d of %d: %.1f min spent, budget max_train_minutes=%s",
-                            epoch, settings.epochs, elapsed_min, settings.max_train_minutes)
-                stopped_early = True
-                break
         model.load_state_dict(best_state)
         model.eval()
+    resume_path.unlink(missing_ok=True)
     history_df = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     return TrainResult(
         checkpoint=checkpoint, history=history_df, split=split, best_epoch=best[1], best_val_loss=best[0],
         n_parameters=n_parameters, seconds=time.perf_counter() - t_start, stopped_early=stopped_early,
-        missing_graphs=missing, model=model,
+        missing_graphs=missing, model=model, resumed_after_epoch=done,
     )
+
+
+def _start(settings: ModelSettings, config: Any, device: torch.device, output_bias: torch.Tensor | None,
+           total_steps: int) -> tuple[Any, torch.optim.Optimizer, Any, torch.Generator]:
+    """The seeded initial state: ``(model, optimizer, scheduler or None, batch-order generator)``."""
+    torch.manual_seed(settings.seed)
+    model = new_model(config).to(device)
+    if output_bias is not None:
+        with torch.no_grad():
+            model.fc.bias.copy_(output_bias)
+    optimizer = torch.optim.AdamW(_param_groups(model), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    scheduler = None
+    if settings.scheduler == "onecycle":
+        pct = 0.3 if settings.warmup_steps is None else min(settings.warmup_steps / total_steps, 0.5)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=settings.learning_rate, total_steps=total_steps, pct_start=pct
+        )
+    return model, optimizer, scheduler, torch.Generator().manual_seed(settings.seed)
+
+
+def _restore(state: Mapping[str, Any], model: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
+             generator: torch.Generator, device: torch.device
+             ) -> tuple[list[dict[str, Any]], tuple[float, int], dict[str, torch.Tensor], int, float]:
+    """Load a resume state into the training objects; ``(history, (best score, best epoch),
+    best weights, last epoch done, seconds spent)``. Raises on a state that does not fit."""
+    done = int(state["epoch"])
+    history = [dict(r) for r in state["history"]]
+    if [r["epoch"] for r in history] != list(range(1, done + 1)):
+        raise ValueError(f"its history does not list epochs 1-{done}")
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    best_state = {k: v.to(device) for k, v in state["best_state"].items()}
+    if {k: v.shape for k, v in best_state.items()} != shapes:
+        raise ValueError("its best weights do not fit the network")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    restore_rng(state["rng"], generator, device)
+    return history, (float(state["best_score"]), int(state["best_epoch"])), best_state, done, float(state["elapsed_s"])
+
+
+def _copy(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state_dict.items()}
+
+
+def _remove_partial_writes(outdir: Path) -> None:
+    """Temporary files that a killed run's atomic writes left behind (never read, but they add up)."""
+    for name in ("checkpoint.pt", "history.csv", RESUME_FILE):
+        for part in outdir.glob(f".{name}.*.part"):
+            part.unlink(missing_ok=True)
 
 
 def _loss(model, val_batches) -> float:
