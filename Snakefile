@@ -9,6 +9,10 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# The description at the top of `snakemake --report report.zip`.
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/structures.smk"
 include: "rules/dft.smk"

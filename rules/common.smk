@@ -30,6 +30,9 @@ validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = "results"
 LOGS = "logs"
+# Snakemake's benchmark records (wall time, memory, I/O per job) of the expensive rules, as
+# tab-separated tables beside the logs; the repository's benchmarks/ folder is code, not output.
+BENCHMARKS = f"{LOGS}/benchmarks"
 # Graphs are cached outside any rule's outputs, so rebuilding the manifest never deletes them:
 # only graphs of new or changed structures are built again.
 GRAPH_CACHE = f"{RESULTS}/model/graph_cache.pt"
@@ -40,8 +43,7 @@ def check_config_consistency():
     source = config["source"]
     if source == "files" and not config.get("structures_dir"):
         raise ValueError(
-            "config key 'structures_dir' is empty but source is 'files': "
-            "pass --config structures_dir=/path/to/folder"
+            "config key 'structures_dir' is empty but source is 'files': pass --config structures_dir=/path/to/folder"
         )
     if source == "catalog" and not Path(config["catalog"]).is_file():
         raise ValueError(f"config key 'catalog': file {config['catalog']} does not exist")
@@ -55,8 +57,7 @@ def check_config_consistency():
             raise InputError(f"config key 'catalog': {exc}") from None
     if source == "dataset" and not config.get("dataset_dir"):
         raise ValueError(
-            "config key 'dataset_dir' is empty but source is 'dataset': "
-            "pass --config dataset_dir=/path/to/alignn/folder"
+            "config key 'dataset_dir' is empty but source is 'dataset': pass --config dataset_dir=/path/to/alignn/folder"
         )
 
 
@@ -73,8 +74,13 @@ from optabs.interpret.settings import InterpretSettings
 from optabs.model.settings import ModelSettings
 
 make_engine(DFT_ENGINE, config["dft"][DFT_ENGINE])
-for _section, _settings in [("filter", FilterSettings), ("spectra", Grid), ("dataset", Curation),
-                            ("model", ModelSettings), ("interpret", InterpretSettings)]:
+for _section, _settings in [
+    ("filter", FilterSettings),
+    ("spectra", Grid),
+    ("dataset", Curation),
+    ("model", ModelSettings),
+    ("interpret", InterpretSettings),
+]:
     _settings.from_config(_section, config[_section])
 
 

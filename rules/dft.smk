@@ -12,6 +12,8 @@ rule:
         f"{RESULTS}/dft/{{material_id}}/result.json",
     log:
         f"{LOGS}/dft/{{material_id}}.log",
+    benchmark:
+        f"{BENCHMARKS}/dft/{{material_id}}.tsv"
     params:
         engine=DFT_ENGINE,
         settings=config["dft"][DFT_ENGINE],

@@ -33,6 +33,8 @@ rule model_train:
         history=f"{RESULTS}/model/history.csv",
     log:
         f"{LOGS}/model/train.log",
+    benchmark:
+        f"{BENCHMARKS}/model/train.tsv"
     params:
         model=config["model"],
         cache=GRAPH_CACHE,

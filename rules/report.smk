@@ -1,12 +1,13 @@
 # Stage `report`: the static HTML report (results/report/index.html) with every earlier stage's
-# failures listed. `snakemake --report` additionally bundles the model figures.
+# failures listed. `snakemake --report report.zip` embeds this site (category Report) beside the
+# model figures, under the description in report/workflow.rst.
 
 
 rule report:
     input:
         unpack(report_inputs),
     output:
-        directory(f"{RESULTS}/report"),
+        report(directory(f"{RESULTS}/report"), htmlindex="index.html", caption="../report/site.rst", category="Report"),
     log:
         f"{LOGS}/report/report.log",
     params:

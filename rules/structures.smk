@@ -1,6 +1,17 @@
 # Stage `structures`: candidates from the configured source, screened by the chemistry filter.
 
 
+# The Materials Project key reaches the fetch only through the environment (never config, never
+# a log). Declared for source mp only, so the other sources run without it; with source mp,
+# Snakemake stops before any job, dry runs included, when MP_API_KEY is unset (an empty value
+# passes here and fails in the fetch, with one line naming the variable).
+if config["source"] == "mp":
+
+    envvars:
+        "MP_API_KEY",
+
+
+# A local rule: it needs the internet, which compute nodes often lack, and little else.
 rule structures_mp_fetch:
     output:
         f"{RESULTS}/structures/mp_documents.json.gz",
@@ -10,8 +21,7 @@ rule structures_mp_fetch:
         mp=config["mp"],
         filter=config["filter"],
         partial_dir=f"{RESULTS}/structures/mp_partial",
-    resources:
-        **slurm_resources("cpu"),
+    localrule: True
     conda:
         "../envs/structures.yaml"
     script:

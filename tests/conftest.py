@@ -18,7 +18,9 @@ MP_REFERENCE = SHARED / "data" / "mp-absorption-reference"
 VASP_DATA = REPO / "tests" / "data" / "vasp"
 FAKE_VASP = REPO / "tests" / "fakes" / "fake_vasp.py"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "schemas", "resources", "config.yaml", "configs", "profiles", "envs")
+WORKFLOW_FILES = (
+    "Snakefile", "rules", "scripts", "schemas", "resources", "config.yaml", "configs", "profiles", "envs", "report",
+)
 
 
 def copy_workflow(dest: Path) -> Path:

@@ -49,8 +49,10 @@ def test_dry_run_default_config(workflow_dir):
 
 
 def test_dry_run_paper_config_with_slurm_profile(workflow_dir):
+    # source mp declares MP_API_KEY (envvars): a plan needs it defined, not valid
     proc = snakemake(
-        ["-n", "--profile", "profiles/slurm", "--configfile", "configs/paper.yaml"], cwd=workflow_dir, timeout=120
+        ["-n", "--profile", "profiles/slurm", "--configfile", "configs/paper.yaml"], cwd=workflow_dir, timeout=120,
+        env={"MP_API_KEY": ""},
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     # the Materials Project source fetches once, then filters
