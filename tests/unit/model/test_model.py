@@ -108,6 +108,18 @@ def tiny_settings(**overrides) -> ModelSettings:
 
 
 @pytest.fixture(scope="module")
+def dataset() -> pd.DataFrame:
+    return make_dataset()
+
+
+@pytest.fixture(scope="module")
+def graphs(dataset):
+    built, failures = build_graphs(structures_of(dataset), tiny_settings())
+    assert failures == []
+    return built
+
+
+@pytest.fixture(scope="module")
 def trained(dataset, graphs, tmp_path_factory):
     return train(dataset, graphs, tiny_settings(), tmp_path_factory.mktemp("train"))
 

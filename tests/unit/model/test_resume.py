@@ -11,24 +11,22 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from test_model import GRID, tiny_settings
+from test_model import GRID, make_dataset, tiny_settings
 
 import optabs.model.train as train_module
+from conftest import REPO
 from optabs.dataset import write_dataset
 from optabs.model.checkpoint import load_checkpoint
-from optabs.model.graphs import save_graphs
+from optabs.model.graphs import build_graphs, save_graphs, structures_of
 from optabs.model.resume import RESUME_FILE, RUNTIME_SETTINGS
 from optabs.model.stage import train_stage
 from optabs.model.train import train
 
 LOSSES = ["epoch", "train_loss", "val_loss"]  # seconds and graphs/s are wall times, never equal
-
-REPO = Path(__file__).resolve().parents[3]  # the repository root
 
 
 class Killed(Exception):
@@ -67,6 +65,18 @@ def assert_same_training(a, b) -> None:
 
 def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> pd.DataFrame:
+    return make_dataset()
+
+
+@pytest.fixture(scope="module")
+def graphs(dataset):
+    built, failures = build_graphs(structures_of(dataset), tiny_settings())
+    assert failures == []
+    return built
 
 
 @pytest.fixture(scope="module")
