@@ -211,4 +211,5 @@ def test_until_stops_after_the_named_stage(tmp_path, fake_potcars):
     assert sorted(p.parent.name for p in res.glob("dft/*/result.json")) == ["Na2O-antifluorite", "mp-1265"]
     assert (res / "spectra/spectra.parquet").is_file() and (res / "dft/summary.csv").is_file()
     assert sorted(p.name for p in res.iterdir()) == ["dft", "spectra", "structures"]
-    assert sorted(p.name for p in (wf / "logs").iterdir()) == ["dft", "spectra", "structures"]
+    assert sorted(p.name for p in (wf / "logs").iterdir()) == ["benchmarks", "dft", "spectra", "structures"]
+    assert sorted(p.name for p in (wf / "logs/benchmarks").iterdir()) == ["dft"]  # no training benchmark
