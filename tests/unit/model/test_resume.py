@@ -14,14 +14,15 @@ from contextlib import contextmanager
 
 import pandas as pd
 import pytest
+import test_model
 import torch
-from test_model import GRID, make_dataset, tiny_settings
+from test_model import GRID, tiny_settings
 
 import optabs.model.train as train_module
 from conftest import REPO
 from optabs.dataset import write_dataset
 from optabs.model.checkpoint import load_checkpoint
-from optabs.model.graphs import build_graphs, save_graphs, structures_of
+from optabs.model.graphs import save_graphs
 from optabs.model.resume import RESUME_FILE, RUNTIME_SETTINGS
 from optabs.model.stage import train_stage
 from optabs.model.train import train
@@ -67,16 +68,9 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.fixture(scope="module")
-def dataset() -> pd.DataFrame:
-    return make_dataset()
-
-
-@pytest.fixture(scope="module")
-def graphs(dataset):
-    built, failures = build_graphs(structures_of(dataset), tiny_settings())
-    assert failures == []
-    return built
+# The toy dataset and its graphs: test_model's fixtures (module-scoped), not a second copy.
+dataset = test_model.dataset
+graphs = test_model.graphs
 
 
 @pytest.fixture(scope="module")
