@@ -1,20 +1,25 @@
-# Config validation and the helpers rules share. Nothing here does science.
+# Config validation and the helpers rules share. Nothing here does science, and nothing here
+# needs more than snakemake, pyyaml, jsonschema and pandas (optabs.startup): the workflow
+# parses, lints and plans where only those are installed, beside the optabs package itself
+# (`pip install --no-deps -e .`; the conda envs install it with envs/*.post-deploy.sh).
 import functools
 import os
-import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
-# The science package lives in src/; make it importable here and in every job (local, SLURM,
-# conda envs) without requiring an install.
-_SRC = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, _SRC)
-os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p))
-
-from optabs.config import check_config, coerce_cli_strings, load_schema
-from optabs.errors import InputError
-from optabs.ids import MATERIAL_ID_PATTERN
+try:
+    from optabs.config import check_config, coerce_cli_strings, load_schema
+    from optabs.ids import MATERIAL_ID_PATTERN
+    from optabs.startup import check_sections, check_sources, structure_digest
+except ModuleNotFoundError as _exc:
+    raise WorkflowError(
+        f"cannot import {_exc.name}: the optabs package is not installed where snakemake runs. "
+        "From the repository root: `make setup` (everything), or `pip install --no-deps -e .` "
+        "beside snakemake, pyyaml, jsonschema and pandas to parse, lint and dry-run only."
+    ) from None
 
 
 wildcard_constraints:
@@ -37,51 +42,15 @@ BENCHMARKS = f"{LOGS}/benchmarks"
 # only graphs of new or changed structures are built again.
 GRAPH_CACHE = f"{RESULTS}/model/graph_cache.pt"
 
-
-def check_config_consistency():
-    """Checks across keys that a JSON schema cannot express; each names the key."""
-    source = config["source"]
-    if source == "files" and not config.get("structures_dir"):
-        raise ValueError(
-            "config key 'structures_dir' is empty but source is 'files': pass --config structures_dir=/path/to/folder"
-        )
-    if source == "catalog" and not Path(config["catalog"]).is_file():
-        raise ValueError(f"config key 'catalog': file {config['catalog']} does not exist")
-    if source == "catalog":
-        # An empty catalog or a duplicated id stops the run here, before any job writes a file.
-        from optabs.structures.catalog import catalog_ids
-
-        try:
-            catalog_ids(config["catalog"])
-        except InputError as exc:
-            raise InputError(f"config key 'catalog': {exc}") from None
-    if source == "dataset" and not config.get("dataset_dir"):
-        raise ValueError(
-            "config key 'dataset_dir' is empty but source is 'dataset': pass --config dataset_dir=/path/to/alignn/folder"
-        )
-
-
-check_config_consistency()
+check_sources(config)
+# Every stage's settings as its job will read them, so a wrong one stops the run before any job
+# (the messages start with the config key: config key 'dft.gpaw': ...). Without the science
+# stack here (a bare Snakemake for --lint or -n), each job checks its own settings instead.
+_unchecked = check_sections(config)
+if _unchecked:
+    logger.info(f"optabs: {_unchecked}")
 
 DFT_ENGINE = config["dft"]["engine"]
-# Engine and model settings are checked now, so a wrong one stops the run before any job; the
-# messages start with the config key (config key 'dft.gpaw': ...).
-from optabs.dataset.curation import Curation
-from optabs.dft.stage import make_engine
-from optabs.filters import FilterSettings
-from optabs.grid import Grid
-from optabs.interpret.settings import InterpretSettings
-from optabs.model.settings import ModelSettings
-
-make_engine(DFT_ENGINE, config["dft"][DFT_ENGINE])
-for _section, _settings in [
-    ("filter", FilterSettings),
-    ("spectra", Grid),
-    ("dataset", Curation),
-    ("model", ModelSettings),
-    ("interpret", InterpretSettings),
-]:
-    _settings.from_config(_section, config[_section])
 
 
 def source_input():
@@ -96,23 +65,9 @@ def source_input():
     return config["structures_dir"]
 
 
-def slurm_resources(kind):
-    """Where a job runs on SLURM: the partition (``cpu`` or ``gpu`` kind) and account from config.
-
-    How much it gets (runtime, mem_mb, cpus_per_task, gpus) is set per rule in profiles/slurm.
-    Local runs ignore these resources.
-    """
-    res = {"slurm_partition": config["slurm"][f"{kind}_partition"]}
-    if config["slurm"]["account"]:
-        res["slurm_account"] = config["slurm"]["account"]
-    return res
-
-
 @functools.lru_cache(maxsize=4)
 def _kept_digests(path, mtime):
     import pandas as pd
-
-    from optabs.dft.stage import structure_digest
 
     table = pd.read_parquet(path, columns=["material_id", "structure"])
     return dict(zip(table.material_id, map(structure_digest, table.structure)))

@@ -15,8 +15,10 @@ if config["source"] == "dataset":
             f"{LOGS}/dataset/dataset_import.log",
         params:
             grid=config["spectra"],
+        threads: 1
         resources:
-            **slurm_resources("cpu"),
+            runtime=60,
+            mem_mb=8000,
         conda:
             "../envs/report.yaml"
         script:
@@ -36,8 +38,10 @@ else:
             f"{LOGS}/dataset/dataset.log",
         params:
             curation=config["dataset"],
+        threads: 1
         resources:
-            **slurm_resources("cpu"),
+            runtime=60,
+            mem_mb=8000,
         conda:
             "../envs/report.yaml"
         script:

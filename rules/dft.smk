@@ -1,5 +1,24 @@
 # Stage `dft`: one job per kept material (wildcard material_id), engine from config.
-# The job is named after the engine (dft_gpaw / dft_vasp) so the slurm profile can size each.
+# The job is named after the engine (dft_gpaw / dft_vasp): each has its own resources below.
+
+
+# GPAW: one serial process per material. VASP: an MPI job, launched as `{mpi} -n {tasks} <command>`
+# (optabs.dft.vasp); the SLURM executor submits it with --ntasks=tasks and runs the job itself
+# outside any step, so that srun starts VASP's own step with every task. Without SLURM, e.g.
+# --set-resources "dft_vasp:mpi='mpirun'" dft_vasp:tasks=8, or "dft_vasp:mpi=''" to run the
+# command as it is.
+DFT_RESOURCES = {
+    "gpaw": dict(
+        runtime=lambda wildcards, attempt: 120 * attempt,
+        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+    ),
+    "vasp": dict(
+        runtime=lambda wildcards, attempt: 1440 * attempt,
+        mem_mb=lambda wildcards, attempt: 64000 * attempt,
+        mpi="srun",
+        tasks=32,
+    ),
+}
 
 
 rule:
@@ -21,7 +40,10 @@ rule:
         workdir=lambda wc: f"{RESULTS}/dft/{wc.material_id}/work",
     threads: 1
     resources:
-        **slurm_resources("cpu"),
+        **DFT_RESOURCES[DFT_ENGINE],
+    # A job fails only where a retry can help (a timeout, out of memory, a lost node): a failed
+    # calculation is a recorded result, not a failed job. The retry gets more time and memory.
+    retries: 2
     group:
         f"dft_{DFT_ENGINE}"
     conda:

@@ -12,7 +12,8 @@ rule interpret_environments:
         f"{LOGS}/interpret/environments.log",
     threads: 2
     resources:
-        **slurm_resources("cpu"),
+        runtime=120,
+        mem_mb=8000,
     conda:
         "../envs/report.yaml"
     script:
@@ -35,8 +36,10 @@ rule interpret:
     params:
         settings=config["interpret"],
         grid=config["spectra"],
+    threads: 1
     resources:
-        **slurm_resources("cpu"),
+        runtime=60,
+        mem_mb=8000,
     conda:
         "../envs/report.yaml"
     script:

@@ -13,8 +13,10 @@ rule model_graphs:
     params:
         model=config["model"],
         cache=GRAPH_CACHE,
+    threads: 1
     resources:
-        **slurm_resources("cpu"),
+        runtime=60,
+        mem_mb=8000,
     conda:
         "../envs/ml.yaml"
     script:
@@ -40,11 +42,15 @@ rule model_train:
         cache=GRAPH_CACHE,
         grid=config["spectra"],
         outdir=lambda wildcards, output: os.path.dirname(output.checkpoint),
-    # Both cores of a laptop (Snakemake caps this at --cores and runs nothing else on them, so
-    # the two torch threads never share a core with another job); model.threads sets it.
-    threads: config["model"].get("threads", 2)
+    # torch gets the threads Snakemake grants: 4 on a cluster node, capped at --cores locally (the
+    # 2 of a laptop, on which nothing else then runs beside training).
+    threads: 4
     resources:
-        **slurm_resources("gpu"),
+        runtime=lambda wildcards, attempt: 720 * attempt,
+        mem_mb=lambda wildcards, attempt: 32000 * attempt,
+        gpu=1,  # the SLURM executor asks for --gpus=1 and picks the GPU partition; a local run ignores it
+    # A retry (timeout, out of memory, preemption) resumes from resume.pt with more time and memory.
+    retries: 2
     conda:
         "../envs/ml.yaml"
     script:
@@ -67,8 +73,10 @@ rule model_evaluate:
     params:
         cache=GRAPH_CACHE,
         grid=config["spectra"],
+    threads: 1
     resources:
-        **slurm_resources("cpu"),
+        runtime=60,
+        mem_mb=8000,
     conda:
         "../envs/ml.yaml"
     script:
@@ -86,8 +94,10 @@ rule model_embeddings:
         f"{LOGS}/model/embeddings.log",
     params:
         cache=GRAPH_CACHE,
+    threads: 1
     resources:
-        **slurm_resources("cpu"),
+        runtime=60,
+        mem_mb=8000,
     conda:
         "../envs/ml.yaml"
     script:
@@ -103,8 +113,10 @@ rule predict:
         table=f"{RESULTS}/predict/predictions.parquet",
     log:
         f"{LOGS}/predict/predict.log",
+    threads: 1
     resources:
-        **slurm_resources("cpu"),
+        runtime=30,
+        mem_mb=2000,
     conda:
         "../envs/ml.yaml"
     script:

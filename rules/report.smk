@@ -14,8 +14,10 @@ rule report:
         grid=config["spectra"],
         title=config["report"]["title"],
         motif_q_max=config["interpret"]["motif_q_max"],
+    threads: 1
     resources:
-        **slurm_resources("cpu"),
+        runtime=60,
+        mem_mb=8000,
     conda:
         "../envs/report.yaml"
     script:

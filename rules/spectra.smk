@@ -13,8 +13,10 @@ rule spectra:
         f"{LOGS}/spectra/spectra.log",
     params:
         grid=config["spectra"],
+    threads: 1
     resources:
-        **slurm_resources("cpu"),
+        runtime=30,
+        mem_mb=4000,
     conda:
         "../envs/report.yaml"
     script:

@@ -21,6 +21,10 @@ rule structures_mp_fetch:
         mp=config["mp"],
         filter=config["filter"],
         partial_dir=f"{RESULTS}/structures/mp_partial",
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=4000,
     localrule: True
     conda:
         "../envs/structures.yaml"
@@ -41,8 +45,10 @@ checkpoint structures:
         source=config["source"],
         filter=config["filter"],
         catalog_max_sites=config["catalog_max_sites"],
+    threads: 1
     resources:
-        **slurm_resources("cpu"),
+        runtime=60,
+        mem_mb=8000,
     conda:
         "../envs/structures.yaml"
     script:

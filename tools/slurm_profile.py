@@ -11,8 +11,9 @@ never in the workflow's ``profiles/``. So this writes, into ``<config home>/snak
   selection (``slurm-partition-config``): a job that asks for a GPU goes to the GPU partition,
   every other job to the CPU partition.
 
-Per-rule resources and DFT bundling are not site settings: they stay in the workflow's
-``profiles/default``, which Snakemake loads by itself. An existing file is never replaced
+Per-rule resources and DFT bundling are not site settings: the resources are declared by the
+rules themselves, the bundling is in the workflow's ``profiles/default``, which Snakemake loads by
+itself. An existing file is never replaced
 without ``--force``. Standard library only, so it runs before any virtual environment exists.
 """
 
@@ -66,8 +67,8 @@ def config_yaml(account: str, partition: str, gpu_partition: str, template: Path
     header = (
         "# SLURM site profile of optabs, written by `make slurm-profile` from\n"
         f"# {template} ({settings}).\n"
-        "# `snakemake --profile slurm` reads it; the workflow's own settings (per-rule resources, DFT\n"
-        "# bundling) come from the workflow's profiles/default. Edit it freely, or write it again with\n"
+        "# `snakemake --profile slurm` reads it; the workflow's own settings come from the workflow: each\n"
+        "# rule's resources from the rule, DFT bundling from profiles/default. Edit it freely, or write it again with\n"
         "# `make slurm-profile ... FORCE=1`.\n"
     )
     if account:

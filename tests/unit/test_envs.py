@@ -462,9 +462,6 @@ def how_optabs_reaches(env_path: Path) -> str | None:
     deploy = env_path.with_suffix(".post-deploy.sh")
     if deploy.is_file() and "pip install" in deploy.read_text():
         return f"envs/{deploy.name} pip-installs it"
-    common = (REPO / "rules" / "common.smk").read_text()
-    if "PYTHONPATH" in common and '"src"' in common:
-        return "rules/common.smk puts src/ on PYTHONPATH, which every job inherits"
     return None
 
 

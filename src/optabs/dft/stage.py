@@ -8,8 +8,8 @@ node failure) leaves no record: the job fails and Snakemake retries it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,29 @@ def make_engine(name: str, settings: dict[str, Any] | None) -> Engine:
     raise ConfigError(f"config key 'dft.engine': unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 
-def structure_digest(structure_json: str) -> str:
-    """A short stable digest of a structure's JSON: a changed structure means a new calculation."""
-    return hashlib.sha256(structure_json.encode()).hexdigest()[:16]
+def job_settings(
+    engine_name: str, settings: dict[str, Any] | None, threads: int, mpi: str | None = None, tasks: int | None = None
+) -> dict[str, Any]:
+    """An engine's config section with what the job was given: its threads and, for VASP, its launcher.
+
+    GPAW runs with ``threads`` BLAS threads. VASP runs as ``<mpi> -n <tasks> <command>`` when the
+    job has an ``mpi`` resource (``srun`` on SLURM, where the job's allocation holds ``tasks``
+    tasks), and as ``<command>`` when ``mpi`` is empty or absent. Raises :class:`ConfigError` for
+    an ``mpi`` launcher without a positive ``tasks``.
+    """
+    settings = dict(settings or {})
+    if engine_name == "gpaw":
+        settings["threads"] = int(threads)
+    elif engine_name == "vasp" and mpi and str(mpi).strip():
+        if not isinstance(tasks, int) or tasks < 1:
+            raise ConfigError(
+                f"rule dft_vasp: resource 'mpi' is {mpi!r} but 'tasks' is {tasks!r}; set the number of MPI "
+                "tasks, e.g. --set-resources dft_vasp:tasks=32"
+            )
+        command = settings.get("command", "vasp_std")
+        command = shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+        settings["command"] = [*shlex.split(str(mpi)), "-n", str(tasks), *command]
+    return settings
 
 
 def kept_structure(kept_path: str | Path, material_id: str) -> Structure:

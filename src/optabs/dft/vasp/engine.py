@@ -175,8 +175,9 @@ class VaspEngine:
             ) from exc
         except FileNotFoundError as exc:
             raise ConfigError(
-                f"cannot start VASP with command {s.command} ({exc}); set the VASP 'command' setting "
-                "to how VASP is launched on this machine, e.g. 'srun vasp_std'"
+                f"cannot start VASP with command {s.command} ({exc}); set config key 'dft.vasp.command' "
+                "to the VASP executable on this machine (e.g. 'vasp_std', or its full path) and the rule's "
+                "'mpi' resource to this machine's MPI launcher (srun, mpirun) or ''"
             ) from exc
         # A handler that does not raise on an unrecoverable error ends the run quietly: check the record.
         if run_log and (run_log[-1].get("handler") is not None or run_log[-1].get("nonzero_return_code")):

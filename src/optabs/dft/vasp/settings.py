@@ -32,7 +32,8 @@ SCF_EDIFF = 1e-6  # eV: the bandgap orbitals and density feed the optics and hyb
 class VaspSettings(Settings):
     """Everything that defines a VASP optics calculation; defaults follow the published method.
 
-    ``command``: how VASP is launched (list or shell-like string, e.g. ``"srun vasp_std"``).
+    ``command``: the VASP executable (list or shell-like string, e.g. ``"vasp_std"``); the workflow
+    puts the job's MPI launcher before it (:func:`optabs.dft.stage.job_settings`).
     ``u_values``: Hubbard U in eV per element (Dudarev, on d states; f states for f elements),
     applied to the elements present. ``nbands_factor``: NBANDS of the optics run over VASP's default
     NBANDS. ``kpoints_density``: optics k-mesh in k-points per reciprocal-space volume (A^-3),
@@ -68,7 +69,7 @@ class VaspSettings(Settings):
         command = shlex.split(self.command) if isinstance(self.command, str) else self.command
         object.__setattr__(self, "command", [str(part) for part in command])
         if not self.command:
-            raise ConfigError("VASP setting 'command' is empty; set it to how VASP is launched, e.g. 'srun vasp_std'")
+            raise ConfigError("VASP setting 'command' is empty; set it to how VASP is launched, e.g. 'vasp_std'")
         object.__setattr__(self, "u_values", {str(el): float(u) for el, u in dict(self.u_values).items()})
         for el, u in self.u_values.items():
             if not Element.is_valid_symbol(el):
