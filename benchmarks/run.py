@@ -41,6 +41,7 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 BENCHMARKS = {
     "spectra": ("bench_spectra", "Kramers-Kronig and scissor vs vise on 1,501 x 6"),
     "dag": ("bench_dag", "snakemake -n with 1,000 and 10,000 synthetic materials; the database config"),
+    "startup": ("bench_startup", "time to stop on a bad input (empty catalog, unknown key, bad setting) vs a dry run"),
     "interpret": ("bench_interpret", "clustering + comparison + chemistry + report at 3,000 synthetic materials"),
     "model": ("bench_model", "graphs, CPU training with 2 threads, inference on 200 oxides"),
     "database": ("bench_database", "the no-DFT chain on all 1,116 oxides, each step's time and peak RSS"),

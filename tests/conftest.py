@@ -20,6 +20,7 @@ FAKE_VASP = REPO / "tests" / "fakes" / "fake_vasp.py"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 WORKFLOW_FILES = (
     "Snakefile", "rules", "scripts", "schemas", "resources", "config.yaml", "configs", "profiles", "envs", "report",
+    ".test",
 )
 
 
@@ -32,9 +33,22 @@ def copy_workflow(dest: Path) -> Path:
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy2(src, dest / name)
-    # Scripts and the Snakefile find the package through src/ beside the Snakefile.
-    (dest / "src").symlink_to(REPO / "src")
+    # No src/: the Snakefile and the jobs import the installed optabs package, as a user's do.
     return dest
+
+
+def planned_jobs(dry_run_stdout: str) -> list[dict]:
+    """The jobs a ``snakemake -n`` printed: ``{"rule", "threads", "resources": {name: text}}`` each."""
+    jobs: list[dict] = []
+    for line in dry_run_stdout.splitlines():
+        if line.startswith(("rule ", "localrule ", "checkpoint ")) and line.rstrip().endswith(":"):
+            jobs.append({"rule": line.split()[1].rstrip(":"), "threads": 1, "resources": {}})
+        elif jobs and line.startswith("    threads: "):
+            jobs[-1]["threads"] = int(line.split(":", 1)[1])
+        elif jobs and line.startswith("    resources: "):
+            pairs = (item.split("=", 1) for item in line.split(":", 1)[1].strip().split(", "))
+            jobs[-1]["resources"] = {name: value for name, value in pairs}
+    return jobs
 
 
 def snakemake(args: list[str], cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:

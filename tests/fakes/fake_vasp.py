@@ -42,7 +42,14 @@ of that name (one material of a workflow run). Error kinds:
                (UnconvergedErrorHandler moves ALGO up the ladder Fast -> Normal -> All)
   truncated    vasprun.xml cut off in the middle, as after a crash or a full disk
   crash        no outputs at all, exit code 1
-Every run appends what it saw (INCAR, kind, error) to ``fake_vasp_runs.json`` in the directory.
+Every run appends what it saw (INCAR, kind, error, MPI placement) to ``fake_vasp_runs.json`` in the
+directory.
+
+Under MPI (srun sets SLURM_PROCID and SLURM_NTASKS in every task of a step) rank 0 does the work,
+as VASP's rank 0 writes the files; every other rank writes ``fake_vasp_rank<N>.json`` (what SLURM
+told it) and exits. ``"require_mpi": {"ntasks": 32}`` makes a run fail, as a broken launch would,
+unless it is one task of a SLURM job step (SLURM_STEP_ID set) of exactly that many tasks: rank 0
+prints "ERROR: ..." and exits 1 without writing any output.
 """
 
 from __future__ import annotations
@@ -258,11 +265,21 @@ def poscar_text(comment: str, lattice: np.ndarray, species, counts, frac) -> str
     return "\n".join(lines) + "\n"
 
 
+def mpi_placement() -> dict:
+    """Where SLURM put this process: job, step, rank and tasks of the step (None where unset)."""
+    names = {"job_id": "SLURM_JOB_ID", "step_id": "SLURM_STEP_ID", "rank": "SLURM_PROCID", "ntasks": "SLURM_NTASKS"}
+    return {key: os.environ.get(var) for key, var in names.items()}
+
+
 def main() -> int:
     cwd = Path.cwd()
     control = {}
     if os.environ.get(CONTROL_ENV):
         control = json.loads(Path(os.environ[CONTROL_ENV]).read_text())
+    mpi = mpi_placement()
+    if mpi["rank"] not in (None, "0"):
+        (cwd / f"fake_vasp_rank{mpi['rank']}.json").write_text(json.dumps(mpi))
+        return 0
     model = {**DEFAULT_MODEL, **control.get("model", {})}
     sleep = control.get("sleep", {})
     if sleep and (not sleep.get("only_in") or sleep["only_in"] in cwd.resolve().parts):
@@ -275,7 +292,11 @@ def main() -> int:
     runs = json.loads(log_path.read_text()) if log_path.exists() else []
 
     print(f" vasp.{VERSION} 18Apr23 (build Jan 01 2024 00:00:00) complex  (fake VASP for tests)")
-    print(" running    1 mpi-ranks, with    1 threads/rank")
+    print(f" running {int(mpi['ntasks'] or 1):4d} mpi-ranks, with    1 threads/rank")
+    required = control.get("require_mpi")
+    if required and (mpi["step_id"] is None or mpi["ntasks"] != str(required["ntasks"])):
+        print(f" ERROR: launched as {mpi}, not as a SLURM job step of {required['ntasks']} tasks")
+        return 1
     try:
         for name in ("INCAR", "POSCAR", "POTCAR", "KPOINTS"):
             if not (cwd / name).is_file():
@@ -292,7 +313,7 @@ def main() -> int:
             spec = {}  # the error is meant for another material's folder
         n_previous = sum(1 for r in runs if r["kind"] == kind)
         error = spec.get("kind") if spec and (spec.get("runs", 1) < 0 or n_previous < spec.get("runs", 1)) else None
-        runs.append({"run": len(runs) + 1, "kind": kind, "error": error, "incar": tags})
+        runs.append({"run": len(runs) + 1, "kind": kind, "error": error, "incar": tags, "mpi": mpi})
         log_path.write_text(json.dumps(runs, indent=1))
         return run(cwd, tags, kind, error, model)
     except FakeVaspError as exc:

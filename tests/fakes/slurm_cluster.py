@@ -78,11 +78,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: What the node declares at least: the size of a cluster node that the rules' own requests fit
+#: (VASP: 32 tasks and 64 GB; training: 4 CPUs and 32 GB), so the workflow runs on it as it would
+#: on a site's nodes, with nothing capped. slurmd takes the declared size as it is
+#: (SlurmdParameters=config_overrides); nothing enforces memory (no cgroups), and the processes
+#: share this machine's real cores.
+NODE_CPUS, NODE_MEM_MB = 32, 128000
+
+
 def node_size() -> tuple[int, int]:
-    """CPUs and about 80 % of the memory (MB) of this machine: what the node declares."""
+    """CPUs and memory (MB) the node declares: this machine's, or :data:`NODE_CPUS` and
+    :data:`NODE_MEM_MB` where those are more."""
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal:"))
-    return os.cpu_count() or 1, int(mem_kb / 1024 * 0.8)
+    return max(os.cpu_count() or 1, NODE_CPUS), max(int(mem_kb / 1024 * 0.8), NODE_MEM_MB)
 
 
 SLURM_CONF = """\
@@ -116,6 +125,8 @@ GresTypes=gpu
 MinJobAge=3600
 ReturnToService=2
 SchedulerParameters=sched_interval=2
+# the node's size is what NodeName says, not what slurmd finds (see NODE_CPUS)
+SlurmdParameters=config_overrides
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} Gres=gpu:1 State=UNKNOWN
 PartitionName=cpu Nodes={host} Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes={host} Default=NO MaxTime=INFINITE State=UP

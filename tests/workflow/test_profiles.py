@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import REPO, snakemake
+from conftest import REPO, planned_jobs, snakemake
 
 SITE = {"ACCOUNT": "myproject", "PARTITION": "short", "GPU_PARTITION": "a100"}
 WORKFLOW_PROFILE = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
@@ -103,41 +103,76 @@ def test_snakemake_profile_slurm_as_typed(workflow_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     # both profiles, the workflow's found by snakemake itself
     assert "Using profiles slurm and workflow specific profile profiles/default" in proc.stderr
-    # the structures job: the account from the site profile, its size from the workflow profile
-    size = WORKFLOW_PROFILE["set-resources"]["structures"]
-    (resources,) = [line for line in proc.stdout.splitlines() if "slurm_account=" in line and "runtime=" in line]
-    assert "slurm_account=myproject" in resources
-    assert f"runtime={size['runtime']}" in resources and f"mem_mb={size['mem_mb']}" in resources
+    # the structures job: the account from the site profile, its size from the rule itself
+    (structures,) = [job for job in planned_jobs(proc.stdout) if job["rule"] == "structures"]
+    assert structures["resources"]["slurm_account"] == "myproject"
+    assert (structures["resources"]["runtime"], structures["resources"]["mem_mb"]) == ("60", "8000")
 
-    # every setting arrives, from the profile it belongs to
+    # every setting arrives, from the profile it belongs to; no profile retries every rule
     args = parsed_arguments(workflow_dir, xdg, "--profile", "slurm", "-n")
-    assert args["executor"] == "slurm" and args["jobs"] == 100 and args["retries"] == 2
+    assert args["executor"] == "slurm" and args["jobs"] == 100 and not args["retries"]
     assert args["slurm_partition_config"] == str(xdg / "snakemake/slurm/partitions.yaml")
     assert "slurm_account" in args["default_resources"]
-    assert args["set_resources"] == sorted(WORKFLOW_PROFILE["set-resources"])
+    assert not args["set_resources"]  # the rules declare their resources
     assert args["group_components"] == ["dft_gpaw"] and args["rerun_incomplete"] is True
 
 
 def test_workflow_profile_joins_a_run_without_any_profile(workflow_dir, tmp_path):
     args = parsed_arguments(workflow_dir, tmp_path, "-n", "--cores", "1")
-    assert args["set_resources"] == sorted(WORKFLOW_PROFILE["set-resources"])
     assert args["group_components"] == ["dft_gpaw"] and args["rerun_incomplete"] is True
     # and --workflow-profile none leaves it out
     bare = parsed_arguments(workflow_dir, tmp_path, "-n", "--cores", "1", "--workflow-profile", "none")
-    assert not bare["set_resources"] and not bare["rerun_incomplete"]
+    assert not bare["group_components"] and not bare["rerun_incomplete"]
 
 
-def test_the_executor_sends_only_the_gpu_rule_to_the_gpu_partition(tmp_path):
+def resources_of(jobs: list[dict]) -> dict[str, dict[str, str]]:
+    return {job["rule"]: job["resources"] for job in jobs}
+
+
+def test_every_rule_that_runs_declares_threads_runtime_and_memory(workflow_dir):
+    proc = snakemake(["-n", "--cores", "8", "--workflow-profile", "none"], cwd=workflow_dir, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    jobs = [job for job in planned_jobs(proc.stdout) if job["rule"] != "all"]
+    assert len(jobs) == 10
+    undeclared = [job["rule"] for job in jobs if not {"runtime", "mem_mb"} <= job["resources"].keys()]
+    assert not undeclared
+    # Snakemake's own defaults would be mem_mb=1000 and no runtime: these are the rules' numbers
+    sizes = {job["rule"]: (job["threads"], job["resources"]["runtime"], job["resources"]["mem_mb"]) for job in jobs}
+    assert sizes["model_train"] == (4, "720", "32000") and sizes["interpret_environments"] == (2, "120", "8000")
+    assert resources_of(jobs)["model_train"]["gpu"] == "1"
+    assert all("gpu" not in job["resources"] for job in jobs if job["rule"] != "model_train")
+
+
+def test_set_resources_changes_one_value_and_default_resources_reach_the_rules(workflow_dir):
+    base = ["-n", "--cores", "8"]
+    before = resources_of(planned_jobs(snakemake(base, cwd=workflow_dir, timeout=120).stdout))
+    proc = snakemake([*base, "--set-resources", "model_train:runtime=37", "--default-resources", "slurm_partition=short"],
+                     cwd=workflow_dir, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    after = resources_of(planned_jobs(proc.stdout))
+    # model_train: runtime changed, its GPU and memory kept (the whole profile section is no longer replaced)
+    assert after["model_train"]["runtime"] == "37"
+    assert before["model_train"]["runtime"] == "720"
+    assert [after["model_train"][k] for k in ("mem_mb", "gpu")] == [before["model_train"][k] for k in ("mem_mb", "gpu")]
+    # every job now names the partition given as a default; nothing injects another one
+    assert {res.get("slurm_partition") for rule, res in after.items() if rule != "all"} == {"short"}
+    assert all(after[rule]["runtime"] == before[rule]["runtime"] for rule in after if rule not in ("all", "model_train"))
+
+
+def test_the_executor_sends_only_the_gpu_rule_to_the_gpu_partition(tmp_path, workflow_dir):
     """Automatic partition selection (snakemake-executor-plugin-slurm) on the installed partitions,
-    for each rule's resources in the workflow profile."""
+    for each planned job's resources as the rules declare them."""
     from snakemake_executor_plugin_slurm.partitions import get_best_partition, read_partition_file
 
     assert make_slurm_profile(tmp_path).returncode == 0
     partitions = read_partition_file(tmp_path / "snakemake/slurm/partitions.yaml")
+    proc = snakemake(["-n", "--cores", "8"], cwd=workflow_dir, timeout=120)
     chosen = {}
-    for rule, resources in WORKFLOW_PROFILE["set-resources"].items():
-        job = SimpleNamespace(name=rule, threads=resources.get("cpus_per_task", 1), resources=dict(resources))
-        chosen[rule] = get_best_partition(partitions, job, logging.getLogger(__name__))
+    for job in planned_jobs(proc.stdout):
+        resources = {k: int(v) if v.isdigit() else v for k, v in job["resources"].items()}
+        planned = SimpleNamespace(name=job["rule"], threads=job["threads"], resources=resources)
+        chosen[job["rule"]] = get_best_partition(partitions, planned, logging.getLogger(__name__))
+    assert len(chosen) == 11
     assert chosen.pop("model_train") == SITE["GPU_PARTITION"]
     assert set(chosen.values()) == {SITE["PARTITION"]}
 

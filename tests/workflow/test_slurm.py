@@ -1,16 +1,21 @@
-"""The slurm profile against a real SLURM: a private single-node cluster (munge, slurmctld, slurmd
-on loopback, partitions ``cpu`` and ``gpu``) started for the session; jobs really go through sbatch.
+"""`snakemake --profile slurm` as users type it, against a real SLURM: a private single-node cluster
+(munge, slurmctld, slurmd on loopback, partitions ``cpu`` and ``gpu``) started for the session;
+jobs really go through sbatch.
 
-The node has 2 CPUs and no GPU (it counts one, see slurm_cluster.py). The requests of the workflow
-profile (profiles/default, which snakemake loads beside profiles/slurm) are capped to the node
-(training asks for 4 CPUs and 32 GB, VASP for 32 tasks and 64 GB): the test passes that profile's
-own set-resources again with those numbers lowered, nothing else.
+The site profile is installed the documented way, ``make slurm-profile PARTITION=cpu
+GPU_PARTITION=gpu`` into a private ``XDG_CONFIG_HOME``, where snakemake finds ``--profile slurm``;
+the test site then sets what a site without accounting sets (job status from squeue) and polls
+faster. The node declares 32 CPUs and 128 GB, the size of the cluster nodes the rules' own
+requests are written for (slurm_cluster.py), so nothing is capped: each job asks for what its
+rule declares. It has no GPU: it declares one GPU that the scheduler only counts.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,27 +23,31 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from conftest import REPO, SNAKEMAKE, copy_workflow, stand_in_vasp_config, write_catalog_subset
+from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake, stand_in_vasp_config, write_catalog_subset
 from fakes.slurm_cluster import SlurmUnavailable
 from fakes.slurm_cluster import slurm_cluster as start_slurm_cluster
+from optabs.model.checkpoint import load_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
-# Per-rule resources are the workflow profile's; profiles/slurm holds the site settings only.
-PROFILE = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
 GPAW_SUBSET = ["mp-1265", "SrS-rocksalt", "mp-1190"]
 VASP_SUBSET = ["mp-1265", "Na2O-antifluorite", "CrO3-Ama2"]  # all kept; the fake POTCARs cover them
 # The demo catalog's materials that pass the filter (README): what the bundling note scales to.
 DEMO_KEPT = 40
-# Short polling so a test is not mostly waiting; squeue because there is no accounting (sacct).
-FAST_POLLING = [
-    "--slurm-status-command", "squeue",
-    "--slurm-init-seconds-before-status-checks", "2",
-    "--seconds-between-status-checks", "2",
-    "--latency-wait", "10",
-]
+# MPI tasks of each stand-in VASP run: the rule asks for 32, one stand-in process per task; two
+# show the launch as well (--set-resources changes that one value).
+VASP_TASKS = 2
+# What the test site adds to the installed profile: no accounting (sacct) here, so squeue (which
+# needs the cluster's MinJobAge=3600), and short polling so that a test is not mostly waiting.
+TEST_SITE = {
+    "slurm-status-command": "squeue",
+    "slurm-init-seconds-before-status-checks": 2,
+    "seconds-between-status-checks": 2,
+    "latency-wait": 10,
+}
 
 
 @pytest.fixture(scope="session")
@@ -51,21 +60,17 @@ def slurm_cluster():
         pytest.skip(str(exc))
 
 
-def capped_resources(cluster) -> list[str]:
-    """The workflow profile's set-resources as ``--set-resources`` arguments, capped to the test node.
-
-    A bundle (group job) asks for the sum of its members' CPUs and memory (3 GPAW runs: 3 CPUs);
-    ``--resources`` caps that to the node, and snakemake runs the members in series beyond it.
-    """
-    args = ["--resources", f"cpus_per_task={cluster.cpus}", f"mem_mb={cluster.mem_mb // 2}", "--set-resources"]
-    for rule, resources in PROFILE["set-resources"].items():
-        for name, value in resources.items():
-            if name in ("cpus_per_task", "tasks"):
-                value = min(value, cluster.cpus)
-            elif name == "mem_mb":
-                value = min(value, cluster.mem_mb // 2)
-            args.append(f"{rule}:{name}={value}")
-    return args
+@pytest.fixture
+def site(tmp_path) -> dict[str, str]:
+    """The site profile installed by ``make slurm-profile`` (partitions cpu and gpu, no account)
+    with TEST_SITE; returns the environment variable that makes snakemake find it."""
+    xdg = tmp_path / "xdg"
+    proc = subprocess.run(["make", "-s", "-C", str(REPO), "slurm-profile", "PARTITION=cpu", "GPU_PARTITION=gpu"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "XDG_CONFIG_HOME": str(xdg)})
+    assert proc.returncode == 0, proc.stderr
+    config = xdg / "snakemake/slurm/config.yaml"
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), **TEST_SITE}))
+    return {"XDG_CONFIG_HOME": str(xdg)}
 
 
 def job_env(cluster, extra: dict | None = None) -> dict[str, str]:
@@ -82,21 +87,30 @@ def job_env(cluster, extra: dict | None = None) -> dict[str, str]:
     }
 
 
-def slurm_args(cluster, *targets: str, configfile: str = "test.yaml", extra: tuple[str, ...] = ()) -> list[str]:
-    # targets first: --configfile/--set-resources take every argument after them
-    return [SNAKEMAKE, *targets, "--profile", "profiles/slurm", *FAST_POLLING, *extra,
-            *capped_resources(cluster), "--configfile", configfile]
+def slurm_command(*args: str) -> list[str]:
+    """``snakemake --profile slurm`` and ``args``, as typed (SNAKEMAKE is the venv's snakemake)."""
+    return [SNAKEMAKE, "--profile", "slurm", *args]
 
 
-def run_slurm(cluster, workflow_dir, *targets, env=None, extra=(), timeout=480):
-    return subprocess.run(slurm_args(cluster, *targets, extra=extra), cwd=workflow_dir, capture_output=True,
-                          text=True, timeout=timeout, env=job_env(cluster, env))
+def run_slurm(cluster, workflow_dir, *args, env=None, timeout=480):
+    return subprocess.run(slurm_command(*args), cwd=workflow_dir, capture_output=True, text=True,
+                          timeout=timeout, env=job_env(cluster, env))
+
+
+def use_config(workflow_dir: Path, settings: dict) -> None:
+    """Put ``settings`` into the workflow copy's own config.yaml, so that the plain command runs them."""
+    path = workflow_dir / "config.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **settings}))
 
 
 def vasp_workflow(dest: Path, fake_potcars: Path, control: dict | None = None) -> tuple[Path, dict]:
-    """A workflow copy on the stand-in VASP (tests/fake_vasp.py) for VASP_SUBSET."""
+    """A workflow copy on the stand-in VASP (tests/fake_vasp.py) for VASP_SUBSET, its settings in
+    config.yaml; every stand-in run must be one task of a SLURM step of VASP_TASKS tasks."""
     workflow_dir = copy_workflow(dest)
-    return workflow_dir, stand_in_vasp_config(workflow_dir, fake_potcars, VASP_SUBSET, control)
+    env = stand_in_vasp_config(workflow_dir, fake_potcars, VASP_SUBSET,
+                               {"require_mpi": {"ntasks": VASP_TASKS}, **(control or {})})
+    use_config(workflow_dir, yaml.safe_load((workflow_dir / "test.yaml").read_text()))
+    return workflow_dir, env
 
 
 def rule_of(job: dict) -> str:
@@ -105,6 +119,20 @@ def rule_of(job: dict) -> str:
     name = job.get("Comment", "").removeprefix("rule_").split("_wildcards_")[0]
     half = len(name) // 2
     return name[:half] if name == f"{name[:half]}_{name[:half]}" else name
+
+
+def memory_mb(job: dict) -> int:
+    """A job's memory request in MB from scontrol's MinMemoryNode (``32000M``; ``62.50G`` for 64000 MB)."""
+    value, unit = float(job["MinMemoryNode"][:-1]), job["MinMemoryNode"][-1]
+    return round(value * {"M": 1, "G": 1024, "T": 1024**2}[unit])
+
+
+def by_rule(jobs: list[dict]) -> dict[str, list[dict]]:
+    """The jobs of each rule, in submission order."""
+    grouped: dict[str, list[dict]] = {}
+    for job in sorted(jobs, key=lambda j: int(j["JobId"])):
+        grouped.setdefault(rule_of(job), []).append(job)
+    return grouped
 
 
 def wait_until(predicate, timeout: float, what: str):
@@ -133,49 +161,110 @@ def test_slurm_cluster_schedules_a_gpu_job(slurm_cluster, tmp_path):
     assert "CUDA_VISIBLE_DEVICES=0" in (tmp_path / "out").read_text()
 
 
-def test_demo_pipeline_on_slurm(slurm_cluster, tmp_path):
+def test_snakemake_profile_slurm_as_typed_runs_the_demo_pipeline(slurm_cluster, site, tmp_path):
     workflow_dir = copy_workflow(tmp_path / "wf")
     write_catalog_subset(workflow_dir / "small.yaml", GPAW_SUBSET)
-    (workflow_dir / "test.yaml").write_text(yaml.safe_dump(
-        {"catalog": "small.yaml", "interpret": {"n_clusters": 2}, "model": {"preset": "demo", "epochs": 5}}))
+    use_config(workflow_dir, {"catalog": "small.yaml", "interpret": {"n_clusters": 2},
+                              "model": {"preset": "demo", "epochs": 5}})
     start = time.monotonic()
-    proc = run_slurm(slurm_cluster, workflow_dir, timeout=600)
+    proc = run_slurm(slurm_cluster, workflow_dir, env=site, timeout=600)  # snakemake --profile slurm
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr[-6000:]
+    assert "Using profiles slurm and workflow specific profile profiles/default" in proc.stderr
     results = workflow_dir / "results"
     assert (results / "report/index.html").is_file()
     summary = pd.read_csv(results / "dft/summary.csv")
     assert sorted(summary.material_id) == sorted(GPAW_SUBSET) and (summary.status == "ok").all()
 
-    jobs = slurm_cluster.jobs(workflow_dir)
-    by_rule = {}
-    for job in jobs:
-        by_rule.setdefault(rule_of(job), []).append(job)
-    print(f"\n{len(jobs)} sbatch jobs in {elapsed:.0f} s:",
-          {rule: [j["Partition"] for j in js] for rule, js in sorted(by_rule.items())})
-    assert all(j["JobState"] == "COMPLETED" for j in jobs), [(rule_of(j), j["JobState"]) for j in jobs]
-    # training asked for one GPU and ran in the GPU partition
-    (train,) = by_rule["model_train"]
+    jobs = by_rule(slurm_cluster.jobs(workflow_dir))
+    print(f"\n{sum(map(len, jobs.values()))} sbatch jobs in {elapsed:.0f} s:",
+          {rule: [j["Partition"] for j in js] for rule, js in sorted(jobs.items())})
+    assert all(j["JobState"] == "COMPLETED" for js in jobs.values() for j in js)
+    # every rule of the chain is one sbatch job, the checkpoint included; the three GPAW runs are
+    # one bundle (group-components dft_gpaw: 8 in the workflow profile)
+    assert set(jobs) == {"structures", "dft_gpaw", "spectra", "dataset", "model_graphs", "model_train",
+                         "model_evaluate", "model_embeddings", "interpret_environments", "interpret", "report"}
+    assert all(len(js) == 1 for js in jobs.values())
+    # training: the GPU partition (the executor's choice for a job with a GPU), one GPU, and the
+    # rule's own threads, memory and runtime (4 CPUs, 32000 MB, 720 min)
+    (train,) = jobs.pop("model_train")
     assert train["Partition"] == "gpu" and "gpu:1" in train.get("TresPerJob", "")
-    # the three GPAW runs were bundled (group-components dft_gpaw: 8) into one CPU-partition job
-    (dft,) = by_rule["dft_gpaw"]
-    assert dft["Partition"] == "cpu"
-    assert all(j["Partition"] == "cpu" for rule, js in by_rule.items() if rule != "model_train" for j in js)
-    # every other rule of the chain is one sbatch job, the checkpoint included
-    rules = {"structures", "dft_gpaw", "spectra", "dataset", "model_graphs", "model_train", "model_evaluate",
-             "model_embeddings", "interpret_environments", "interpret", "report"}
-    assert set(by_rule) == rules and len(jobs) == len(rules)
+    assert (train["NumCPUs"], memory_mb(train), train["TimeLimit"]) == ("4", 32000, "12:00:00")
+    # everything else in the CPU partition, with its rule's size: e.g. structures 60 min, 8000 MB
+    assert {j["Partition"] for js in jobs.values() for j in js} == {"cpu"}
+    (structures,) = jobs["structures"]
+    assert (memory_mb(structures), structures["TimeLimit"]) == (8000, "01:00:00")
+    # the bundle asks for the sum of its three members: 3 CPUs, 3 x 3000 MB, 120 min each in series
+    (bundle,) = jobs["dft_gpaw"]
+    assert memory_mb(bundle) == 9000 and bundle["NumCPUs"] == "3"
+
+    # One value changed on the command line changes that value only; --default-resources reaches
+    # what the rules leave unset (here the partition, which every job then asks for by name).
+    proc = run_slurm(slurm_cluster, workflow_dir, "results/model/metrics.json", "--forcerun", "model_train",
+                     "--set-resources", "model_train:runtime=37", "--default-resources", "slurm_partition=gpu",
+                     env=site, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    again = by_rule(slurm_cluster.jobs(workflow_dir))
+    train2, evaluate2 = again["model_train"][-1], again["model_evaluate"][-1]
+    assert train2["JobId"] != train["JobId"] and len(again["model_evaluate"]) == 2
+    assert train2["TimeLimit"] == "00:37:00"
+    assert (train2["NumCPUs"], memory_mb(train2), train2["Partition"]) == ("4", 32000, "gpu")
+    assert "gpu:1" in train2.get("TresPerJob", "")
+    assert evaluate2["Partition"] == "gpu"  # a CPU rule, sent by --default-resources
+    assert (memory_mb(evaluate2), evaluate2["TimeLimit"]) == (8000, "01:00:00")  # its rule's own
 
 
 def dft_submissions(cluster, workflow_dir) -> list[dict]:
     return [j for j in cluster.jobs(workflow_dir) if rule_of(j) == "dft_vasp"]
 
 
-def test_bundling_cuts_sbatch_submissions(slurm_cluster, tmp_path, fake_potcars):
+def stand_in_runs(workflow_dir: Path, material_id: str) -> list[dict]:
+    """Every stand-in VASP run of one material: what it saw, in order (fake_vasp.py's run logs)."""
+    runs = []
+    for log in sorted((workflow_dir / "results/dft" / material_id).rglob("fake_vasp_runs.json")):
+        runs += json.loads(log.read_text())
+    return runs
+
+
+def test_vasp_runs_under_srun_with_its_tasks_and_custodian_still_corrects(slurm_cluster, site, tmp_path,
+                                                                         fake_potcars):
+    """Each VASP run is `srun -n <tasks> vasp`: a job step of the job's tasks (the stand-in fails any
+    other launch), and a VASP error inside that step is corrected by custodian as without SLURM."""
+    workflow_dir, env = vasp_workflow(tmp_path / "wf", fake_potcars, {
+        "errors": {"relax": {"kind": "subspace", "runs": 1, "only_in": "Na2O-antifluorite"}}})
+    proc = run_slurm(slurm_cluster, workflow_dir, "results/dft/summary.csv",
+                     "--set-resources", f"dft_vasp:tasks={VASP_TASKS}", env={**site, **env})
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    summary = pd.read_csv(workflow_dir / "results/dft/summary.csv")
+    assert sorted(summary.material_id) == sorted(VASP_SUBSET) and (summary.status == "ok").all()
+    jobs = dft_submissions(slurm_cluster, workflow_dir)
+    assert len(jobs) == 3 and all(j["JobState"] == "COMPLETED" and j["Partition"] == "cpu" for j in jobs)
+    assert {j["NumTasks"] for j in jobs} == {str(VASP_TASKS)}  # sbatch --ntasks from the rule's tasks
+    job_ids = {j["JobId"] for j in jobs}
+    for material_id in VASP_SUBSET:
+        runs = stand_in_runs(workflow_dir, material_id)
+        assert {r["kind"] for r in runs} >= {"relax", "bandgap", "optics"}
+        # rank 0 of a real step (not the batch script itself) of this material's own sbatch job
+        for run in runs:
+            assert run["mpi"]["ntasks"] == str(VASP_TASKS) and run["mpi"]["rank"] == "0"
+            assert run["mpi"]["step_id"] not in (None, "batch") and run["mpi"]["job_id"] in job_ids
+        # and the other rank ran beside it
+        assert list((workflow_dir / "results/dft" / material_id).rglob("fake_vasp_rank1.json"))
+    # the induced error: custodian's VaspErrorHandler set LREAL = False and VASP ran again, in a step
+    relax = [r for r in stand_in_runs(workflow_dir, "Na2O-antifluorite") if r["kind"] == "relax"]
+    assert [r["error"] for r in relax[:2]] == ["subspace", None]
+    assert str(relax[1]["incar"].get("LREAL")).upper().strip(".") in ("FALSE", "F")
+
+
+def test_bundling_cuts_sbatch_submissions(slurm_cluster, site, tmp_path, fake_potcars):
     counts = {}
-    for name, grouping in (("one_per_material", ()), ("bundled", ("--group-components", "dft_vasp=8"))):
+    # A bundle asks for the sum of its members' requests (3 x 64000 MB); --resources caps it to a
+    # node's memory, and snakemake then runs the members in series inside the one job.
+    bundled = ("--group-components", "dft_vasp=8", "--resources", "mem_mb=128000")
+    for name, grouping in (("one_per_material", ()), ("bundled", bundled)):
         workflow_dir, env = vasp_workflow(tmp_path / name, fake_potcars)
-        proc = run_slurm(slurm_cluster, workflow_dir, "results/dft/summary.csv", env=env, extra=grouping)
+        proc = run_slurm(slurm_cluster, workflow_dir, "results/dft/summary.csv",
+                         "--set-resources", f"dft_vasp:tasks={VASP_TASKS}", *grouping, env={**site, **env})
         assert proc.returncode == 0, proc.stderr[-6000:]
         summary = pd.read_csv(workflow_dir / "results/dft/summary.csv")
         assert sorted(summary.material_id) == sorted(VASP_SUBSET) and (summary.status == "ok").all()
@@ -206,20 +295,21 @@ def slurm_job_running_in(folder: Path) -> str | None:
     return None
 
 
-def test_scancel_of_a_running_job_is_retried(slurm_cluster, tmp_path, fake_potcars):
+def test_scancel_of_a_running_dft_job_is_retried_with_more_time(slurm_cluster, site, tmp_path, fake_potcars):
     # the stand-in VASP waits 30 s in CrO3-Ama2's folder: long enough to cancel that job while it runs
     slow = "CrO3-Ama2"
     workflow_dir, env = vasp_workflow(tmp_path / "wf", fake_potcars, {"sleep": {"seconds": 30, "only_in": slow}})
     log = open(workflow_dir / "snakemake.stderr", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(slurm_args(slurm_cluster, "results/dft/summary.csv"), cwd=workflow_dir,
-                            stdout=subprocess.DEVNULL, stderr=log, env=job_env(slurm_cluster, env))
+    proc = subprocess.Popen(slurm_command("results/dft/summary.csv", "--set-resources", f"dft_vasp:tasks={VASP_TASKS}"),
+                            cwd=workflow_dir, stdout=subprocess.DEVNULL, stderr=log,
+                            env=job_env(slurm_cluster, {**site, **env}))
     try:
         # a bundle of one has no wildcards in its SLURM comment: find the job by its running VASP
         job_id = wait_until(lambda: slurm_job_running_in(workflow_dir / "results/dft" / slow), 240,
                             f"no SLURM job running VASP for {slow}")
         slurm_cluster.command("scancel", job_id)
         # the next attempt runs at full speed (the stand-in reads its control file on every run)
-        (workflow_dir / "fake_control.json").write_text("{}")
+        (workflow_dir / "fake_control.json").write_text(json.dumps({"require_mpi": {"ntasks": VASP_TASKS}}))
         returncode = proc.wait(timeout=420)
     finally:
         if proc.poll() is None:
@@ -227,15 +317,90 @@ def test_scancel_of_a_running_job_is_retried(slurm_cluster, tmp_path, fake_potca
             proc.wait()
         log.close()
     stderr = (workflow_dir / "snakemake.stderr").read_text()
-    # the profile's `retries: 2` submits the cancelled job again; the workflow finishes
+    # the rule's `retries: 2` submits the cancelled job again; the workflow finishes
     assert returncode == 0, stderr[-6000:]
     # the failed job's SLURM log (show-failed-logs), then the retry
     assert f"JOB {job_id} ON {slurm_cluster.host} CANCELLED" in stderr
     assert "Error in group dft_vasp" in stderr and "Trying to restart job" in stderr
-    states = {j["JobId"]: j["JobState"] for j in dft_submissions(slurm_cluster, workflow_dir)}
-    assert states.pop(job_id) == "CANCELLED"
+    jobs = {j["JobId"]: j for j in dft_submissions(slurm_cluster, workflow_dir)}
+    cancelled = jobs.pop(job_id)
+    assert cancelled["JobState"] == "CANCELLED"
     # three materials, one of them twice
-    assert sorted(states.values()) == ["COMPLETED"] * 3, states
+    assert sorted(j["JobState"] for j in jobs.values()) == ["COMPLETED"] * 3
+    # the retry of the cancelled material asked for twice the time and memory (attempt 2)
+    (retry,) = [j for j in jobs.values() if int(j["JobId"]) > int(job_id) and j["Comment"] == cancelled["Comment"]
+                and slow in stand_in_job_folders(workflow_dir, j["JobId"])]
+    assert (cancelled["TimeLimit"], memory_mb(cancelled)) == ("1-00:00:00", 64000)
+    assert (retry["TimeLimit"], memory_mb(retry)) == ("2-00:00:00", 128000)
     summary = pd.read_csv(workflow_dir / "results/dft/summary.csv")
     assert sorted(summary.material_id) == sorted(VASP_SUBSET) and (summary.status == "ok").all()
     assert (workflow_dir / "results/dft" / slow / "result.json").is_file()
+
+
+def stand_in_job_folders(workflow_dir: Path, job_id: str) -> set[str]:
+    """The materials whose stand-in VASP runs ran inside SLURM job ``job_id``."""
+    return {material_id for material_id in VASP_SUBSET
+            if any(run["mpi"]["job_id"] == job_id for run in stand_in_runs(workflow_dir, material_id))}
+
+
+# A slice of the shared oxides, trained long enough per epoch to be cancelled in the middle.
+RESUME_MATERIALS, RESUME_EPOCHS = 120, 12
+
+
+def oxide_slice(shared_data: Path, dest: Path, n: int) -> Path:
+    """The first ``n`` materials of the shared database as an ALIGNN folder of their own."""
+    dest.mkdir(parents=True)
+    rows = (shared_data / "id_prop.csv").read_text().splitlines()[:n]
+    (dest / "id_prop.csv").write_text("\n".join(rows) + "\n")
+    for row in rows:
+        shutil.copy(shared_data / row.split(",", 1)[0], dest / row.split(",", 1)[0])
+    return dest
+
+
+def test_training_cancelled_on_slurm_resumes_and_ends_as_an_uninterrupted_run(slurm_cluster, site, tmp_path,
+                                                                              shared_data):
+    settings = {"source": "dataset", "dataset_dir": str(oxide_slice(shared_data, tmp_path / "slice", RESUME_MATERIALS)),
+                "model": {"preset": "demo", "epochs": RESUME_EPOCHS}}
+    target = "results/model/checkpoint.pt"
+    workflow_dir = copy_workflow(tmp_path / "slurm")
+    use_config(workflow_dir, settings)
+    train_log = workflow_dir / "logs/model/train.log"
+    log = open(workflow_dir / "snakemake.stderr", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(slurm_command(target), cwd=workflow_dir, stdout=subprocess.DEVNULL, stderr=log,
+                            env=job_env(slurm_cluster, site))
+    try:
+        # cancel the training job once it has finished its third epoch (it runs 12)
+        wait_until(lambda: train_log.is_file() and f"epoch 3/{RESUME_EPOCHS}:" in train_log.read_text(), 400,
+                   "training did not finish epoch 3")
+        (first,) = [j for j in slurm_cluster.jobs(workflow_dir) if rule_of(j) == "model_train"]
+        slurm_cluster.command("scancel", first["JobId"])
+        returncode = proc.wait(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    stderr = (workflow_dir / "snakemake.stderr").read_text()
+    assert returncode == 0, stderr[-6000:]
+    trains = by_rule(slurm_cluster.jobs(workflow_dir))["model_train"]
+    assert [j["JobState"] for j in trains] == ["CANCELLED", "COMPLETED"]
+    # the retry (attempt 2) asked for twice the rule's time and memory, still one GPU
+    assert [(j["TimeLimit"], memory_mb(j)) for j in trains] == [("12:00:00", 32000), ("1-00:00:00", 64000)]
+    assert all(j["Partition"] == "gpu" and "gpu:1" in j.get("TresPerJob", "") for j in trains)
+    # the retry went on after the last finished epoch (3 or later: cancelling takes a moment)
+    text = train_log.read_text()
+    assert "resuming from results/model/resume.pt: epoch " in text, text[-3000:]
+    done = int(text.split("resuming from results/model/resume.pt: epoch ", 1)[1].split()[0])
+    assert 3 <= done < RESUME_EPOCHS
+    assert f"epoch {done + 1}/{RESUME_EPOCHS}:" in text and f"epoch {done}/{RESUME_EPOCHS}:" not in text.split("resuming")[1]
+
+    # the same training, uninterrupted, without SLURM: the same threads (4), the same best checkpoint
+    reference = copy_workflow(tmp_path / "local")
+    use_config(reference, settings)
+    local = snakemake([target, "--cores", "4"], cwd=reference, timeout=600)
+    assert local.returncode == 0, local.stderr[-4000:]
+    weights = [load_checkpoint(d / target)["state_dict"] for d in (workflow_dir, reference)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    history = [pd.read_csv(d / "results/model/history.csv") for d in (workflow_dir, reference)]
+    assert history[0][["epoch", "train_loss", "val_loss"]].equals(history[1][["epoch", "train_loss", "val_loss"]])
