@@ -2,6 +2,7 @@
 each stage's target, lint of every config, and the demo's stages to completion."""
 
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -61,12 +62,14 @@ def test_dry_run_paper_config_with_slurm_profile(workflow_dir):
     assert "structures" in proc.stdout
 
 
-# Every config the repository ships: the default (config.yaml) and configs/*.yaml.
-CONFIGS = [None, *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml"))]
+# Every config the repository ships: the default (config.yaml), configs/*.yaml, and the test
+# config of the whole chain on tiny data (.test/config.yaml).
+CONFIGS = [None, *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml")), ".test/config.yaml"]
 
 
 @pytest.mark.parametrize("configfile", CONFIGS, ids=lambda c: c or "default")
 def test_lint_reports_nothing(workflow_dir, tmp_path, configfile):
+    shutil.copytree(REPO / ".test", workflow_dir / ".test")  # not among conftest's WORKFLOW_FILES
     args = ["--lint"]
     if configfile:
         args += ["--configfile", configfile]
