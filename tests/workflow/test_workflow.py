@@ -30,18 +30,9 @@ STAGE_JOBS = {
 
 def planned_jobs(proc) -> dict[str, int]:
     """The "Job stats" table of a (dry) run: rule -> number of jobs, without the total."""
-    lines = proc.stdout.splitlines()
-    for i, line in enumerate(lines):
-        if line.split() == ["job", "count"]:
-            rows = [row.split() for row in lines[i + 2:]]
-            counts = {}
-            for row in rows:
-                if len(row) != 2 or not row[1].isdigit():
-                    break
-                counts[row[0]] = int(row[1])
-            counts.pop("total", None)
-            return counts
-    return {}  # nothing to be done
+    counts = job_counts(proc.stdout)
+    counts.pop("total", None)
+    return counts
 
 
 def test_dry_run_default_config(workflow_dir):
