@@ -3,13 +3,10 @@
 
 Run: ``python benchmarks/bench_dag.py`` (prints JSON; ``OPTABS_BENCH_QUICK=1``: 100 and 1,000).
 
-How N per-material DFT jobs get into a dry run without computing anything: in a fresh copy of
-the workflow, the ``structures`` checkpoint's outputs are written by hand (a synthetic
-``results/structures/kept.parquet`` of N materials, each with a distinct pymatgen structure JSON,
-and an empty ``rejected.csv``), newer than the checkpoint's input (the catalog). Snakemake then
-treats the checkpoint as done, reads the material ids through ``rules/common.smk``
-(``dft_results`` -> ``kept_material_ids``) and plans N ``dft_gpaw`` jobs plus the downstream
-chain. The planned numbers are read back from the dry run's "Job stats" table and checked.
+How N per-material DFT jobs get into a dry run without computing anything: the ``structures``
+checkpoint's outputs are written by hand (``tests/fakes/dag.py``: ``synthetic_kept``, which the
+workflow tests use too), and the planned numbers are read back from the dry run's "Job stats"
+table and checked.
 
 The time is the whole ``snakemake -n --cores 2`` command (start-up, parsing the Snakefile and
 its imports, building the DAG, printing every planned job), measured by ``/usr/bin/time -v``
@@ -19,38 +16,19 @@ with its peak RSS. Each size runs in its own copy, once.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The synthetic checkpoint outputs and the "Job stats" parser are the tests' (tests/fakes/dag.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from common import SHARED_DATA, SNAKEMAKE, copy_workflow, job_counts, measure, quick  # noqa: E402
+from common import SHARED_DATA, SNAKEMAKE, copy_workflow, measure, quick  # noqa: E402
+from fakes.dag import job_counts, synthetic_kept  # noqa: E402
 
 GOAL_10K_S = 30.0
 GOAL_RATIO = 12.0
-
-
-def synthetic_kept(workdir: Path, n: int) -> None:
-    """The structures checkpoint's outputs for ``n`` synthetic materials, newer than its input."""
-    import pandas as pd
-    from pymatgen.core import Lattice, Structure
-
-    template = Structure(Lattice.cubic(4.212), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict()
-    rows = []
-    for i in range(n):
-        template["properties"] = {"synthetic_index": i}  # a distinct structure digest per material
-        rows.append({"material_id": f"syn-{i:05d}", "formula": "MgO", "structure": json.dumps(template)})
-    out = workdir / "results" / "structures"
-    out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_parquet(out / "kept.parquet")
-    (out / "rejected.csv").write_text("material_id,formula,source_ref,criterion,detail\n")
-    now = time.time()
-    os.utime(workdir / "resources" / "catalog.yaml", (now - 120, now - 120))
-    for name in ("kept.parquet", "rejected.csv"):
-        os.utime(out / name, (now - 60, now - 60))
 
 
 def dry_run(n: int, tmp: Path) -> dict:

@@ -83,16 +83,3 @@ def alignn_slice(source: Path, n: int, dest: Path) -> Path:
         shutil.copy(source / name, dest / name)
     return dest
 
-
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    """The "Job stats" table of a snakemake (dry) run: rule -> number of jobs (``total`` included)."""
-    counts: dict[str, int] = {}
-    lines = dry_run_output.splitlines()
-    for i, line in enumerate(lines):
-        if line.split() == ["job", "count"]:
-            for row in lines[i + 2:]:
-                parts = row.split()
-                if len(parts) != 2 or not parts[1].isdigit():
-                    break
-                counts[parts[0]] = int(parts[1])
-    return counts

@@ -1,6 +1,7 @@
-"""The Snakemake workflow catalog's conventions (issue 19 item 8): snakefmt-clean rules, benchmark
-records for the expensive rules, the Materials Project fetch as a local rule that requires
-MP_API_KEY only for source mp, and `snakemake --report` embedding our HTML site."""
+"""The Snakemake workflow catalog's conventions (issue 19 items 8 and 9): snakefmt-clean rules,
+benchmark records for the expensive rules, the Materials Project fetch as a local rule that
+requires MP_API_KEY only for source mp, `snakemake --report` embedding our HTML site, the test
+config in .test/, and GitHub CI mirroring .ci/run."""
 
 import base64
 import json
@@ -121,3 +122,65 @@ def test_snakemake_report_embeds_the_site_under_the_workflow_description(workflo
     assert "optabs turns crystal structures" in page  # report/workflow.rst
     assert "The workflow's HTML site" in page  # report/site.rst, the site's caption
     assert '"Report"' in page  # its category
+
+
+# The bare job's distributions, pinned as in pyproject.toml (any extra, e.g. snakemake[reports]).
+BARE_JOB_PINS = ("snakemake", "snakefmt", "pandas", "pyyaml", "jsonschema", "pyarrow")
+
+
+def pyproject_pins() -> dict[str, str]:
+    """Every ``name==version`` requirement of pyproject.toml (dependencies and extras) as name -> version."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lines = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    pins = {}
+    for line in lines:
+        req = Requirement(line)
+        (spec,) = req.specifier
+        if spec.operator == "==":
+            pins[req.name.lower()] = spec.version
+    return pins
+
+
+@pytest.fixture(scope="module")
+def github_ci():
+    import yaml
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "main.yml").read_text())
+    return {name: "\n".join(step.get("run", "") for step in job["steps"]) for name, job in workflow["jobs"].items()}
+
+
+def test_github_ci_runs_make_test_like_ci_run(github_ci):
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+    assert any("make test" in script.splitlines() for script in github_ci.values()), github_ci
+
+
+def test_github_ci_checks_the_workflow_in_a_bare_snakemake(github_ci):
+    # One job with Snakemake and no science stack: optabs without its dependencies, then the
+    # catalog's checks (snakefmt, --lint, a dry run), each a command of its own.
+    (bare,) = [script for script in github_ci.values() if "pip install --no-deps -e ." in script]
+    commands = [line.split() for line in bare.splitlines()]
+    assert ["snakefmt", "--check", "."] in commands, bare
+    assert any(c[:2] == ["snakemake", "--lint"] for c in commands), bare
+    assert any(c[:2] == ["snakemake", "-n"] for c in commands), bare
+    installed = [word for c in commands if c[:2] == ["pip", "install"] for word in c[2:]]
+    assert not {"pymatgen", "torch", "gpaw", "custodian"} & {w.split("==")[0] for w in installed}, installed
+    pins = pyproject_pins()
+    for name in BARE_JOB_PINS:
+        assert f"{name}=={pins[name]}" in installed, f"{name} is not pinned as in pyproject.toml ({pins[name]}): {installed}"
+
+
+def test_the_test_config_runs_on_a_subset_of_the_embedded_catalog():
+    # .test/config.yaml (the catalog's test config; tests/workflow/test_pipeline.py runs it end to
+    # end) reads .test/catalog.yaml: entries of resources/catalog.yaml, unchanged
+    import yaml
+
+    assert yaml.safe_load((REPO / ".test" / "config.yaml").read_text())["catalog"] == ".test/catalog.yaml"
+    test = yaml.safe_load((REPO / ".test" / "catalog.yaml").read_text())["entries"]
+    embedded = {e["material_id"]: e for e in yaml.safe_load((REPO / "resources" / "catalog.yaml").read_text())["entries"]}
+    assert len(test) == 7
+    for entry in test:
+        assert entry == embedded.get(entry["material_id"]), f"{entry['material_id']} differs from resources/catalog.yaml"

@@ -1,5 +1,5 @@
-"""The whole chain end to end: the embedded demo (GPAW on a reduced catalog) and a slice of the
-shared spectra database (no DFT), each opened in a real headless browser."""
+"""The whole chain end to end: the test config (.test/config.yaml: GPAW on seven catalog entries)
+and a slice of the shared spectra database (no DFT), each opened in a real headless browser."""
 
 import json
 import shutil
@@ -13,8 +13,6 @@ from fakes.browser import check_report
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = REPO / "test-artifacts"
-
-DEMO_SUBSET = ["mp-1265", "mp-2605", "mp-10695", "Li2S-antifluorite", "BeS-zincblende", "NiO-rocksalt", "Nd2O3-hexagonal"]
 
 
 def check_outputs(results, n_materials, n_clusters):
@@ -37,14 +35,11 @@ def check_outputs(results, n_materials, n_clusters):
     return index
 
 
-def test_demo_pipeline_with_gpaw_on_a_reduced_catalog(workflow_dir, browser):
-    catalog = yaml.safe_load((REPO / "resources/catalog.yaml").read_text())
-    catalog["entries"] = [e for e in catalog["entries"] if e["material_id"] in DEMO_SUBSET]
-    (workflow_dir / "small.yaml").write_text(yaml.safe_dump(catalog))
-    (workflow_dir / "test.yaml").write_text(
-        yaml.safe_dump({"catalog": "small.yaml", "interpret": {"n_clusters": 2}, "model": {"preset": "demo", "epochs": 5}})
-    )
-    proc = snakemake(["--profile", "profiles/local", "--configfile", "test.yaml"], cwd=workflow_dir, timeout=900)
+def test_test_config_runs_the_whole_chain_with_gpaw(workflow_dir, browser):
+    # The repository's test config (the Snakemake catalog's .test/ convention), as a user runs it
+    shutil.copytree(REPO / ".test", workflow_dir / ".test")
+    proc = snakemake(["--profile", "profiles/local", "--configfile", ".test/config.yaml"], cwd=workflow_dir,
+                     timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = workflow_dir / "results"
     summary = pd.read_csv(results / "dft/summary.csv")

@@ -1,12 +1,14 @@
-"""The workflow as a whole: dry runs of the whole DAG and of each stage's target, lint, and the
-demo's stages to completion."""
+"""The workflow as a whole: dry runs of the whole DAG (past the structures checkpoint too) and of
+each stage's target, lint of every config, and the demo's stages to completion."""
 
 import re
+import shutil
 
 import pandas as pd
 import pytest
 
-from conftest import copy_workflow, snakemake, write_catalog_subset
+from conftest import REPO, copy_workflow, snakemake, write_catalog_subset
+from fakes.dag import full_dag_jobs, job_counts, job_resources, synthetic_kept
 
 # A small catalog for the stage targets: three materials kept, NiO rejected by the filter.
 TARGET_CATALOG = ["mp-1265", "SrS-rocksalt", "mp-1190", "NiO-rocksalt"]
@@ -28,18 +30,9 @@ STAGE_JOBS = {
 
 def planned_jobs(proc) -> dict[str, int]:
     """The "Job stats" table of a (dry) run: rule -> number of jobs, without the total."""
-    lines = proc.stdout.splitlines()
-    for i, line in enumerate(lines):
-        if line.split() == ["job", "count"]:
-            rows = [row.split() for row in lines[i + 2:]]
-            counts = {}
-            for row in rows:
-                if len(row) != 2 or not row[1].isdigit():
-                    break
-                counts[row[0]] = int(row[1])
-            counts.pop("total", None)
-            return counts
-    return {}  # nothing to be done
+    counts = job_counts(proc.stdout)
+    counts.pop("total", None)
+    return counts
 
 
 def test_dry_run_default_config(workflow_dir):
@@ -60,11 +53,48 @@ def test_dry_run_paper_config_with_slurm_profile(workflow_dir):
     assert "structures" in proc.stdout
 
 
-def test_lint_reports_nothing(workflow_dir):
-    proc = snakemake(["--lint"], cwd=workflow_dir, timeout=120)
+# Every config the repository ships: the default (config.yaml), configs/*.yaml, and the test
+# config of the whole chain on tiny data (.test/config.yaml).
+CONFIGS = [None, *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml")), ".test/config.yaml"]
+
+
+@pytest.mark.parametrize("configfile", CONFIGS, ids=lambda c: c or "default")
+def test_lint_reports_nothing(workflow_dir, tmp_path, configfile):
+    shutil.copytree(REPO / ".test", workflow_dir / ".test")  # not among conftest's WORKFLOW_FILES
+    args = ["--lint"]
+    if configfile:
+        args += ["--configfile", configfile]
+    if configfile == "configs/database.yaml":
+        (tmp_path / "alignn").mkdir()  # the folder must be named; lint reads nothing from it
+        args += ["--config", f"dataset_dir={tmp_path / 'alignn'}"]
+    # source mp (configs/paper.yaml) declares MP_API_KEY (envvars): defined, not valid
+    proc = snakemake(args, cwd=workflow_dir, timeout=120, env={"MP_API_KEY": ""})
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "Lints for" not in out, out
+    assert "Congratulations, your workflow is in a good condition!" in out, out
+
+
+@pytest.mark.parametrize(("configfile", "source", "engine"), [
+    (None, "catalog", "gpaw"),
+    ("configs/paper.yaml", "mp", "vasp"),
+], ids=["default", "paper"])
+def test_full_dag_past_the_structures_checkpoint(workflow_dir, configfile, source, engine):
+    # The checkpoint's outputs written by hand (5 materials): the dry run plans one DFT job per
+    # material and every later stage, and neither the checkpoint nor the MP fetch again.
+    ids = synthetic_kept(workflow_dir, 5, source=source)
+    args = ["-n", "--cores", "2"] + (["--configfile", configfile] if configfile else [])
+    proc = snakemake(args, cwd=workflow_dir, timeout=120, env={"MP_API_KEY": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert job_counts(proc.stdout) == full_dag_jobs(engine, 5), proc.stdout
+    assert sorted(re.findall(r"output: results/dft/(\S+)/result\.json", proc.stdout)) == ids
+    # each DFT job carries its engine's resources from rules/dft.smk
+    resources = job_resources(proc.stdout, f"dft_{engine}")
+    assert len(resources) == 5, proc.stdout
+    for job in resources:
+        assert {"runtime", "mem_mb"} <= set(job), job
+        if engine == "vasp":
+            assert job["mpi"] == "srun" and job["tasks"] == "32", job
 
 
 def test_stage_targets_before_the_structures_checkpoint_plan_only_it(workflow_dir):
