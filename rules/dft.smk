@@ -2,6 +2,10 @@
 # The job is named after the engine (dft_gpaw / dft_vasp): each has its own resources below.
 
 
+# One sbatch job per material. Bundling several into one job is opt-in on the command line
+# (`--groups dft_gpaw=dft --group-components dft=8`): Snakemake's job groups downstream of a
+# checkpoint make dry runs hang or fail at random beyond one bundle (snakemake issues #4202,
+# #823), so no profile sets it and no dry run should use it.
 # GPAW: one serial process per material. VASP: an MPI job, launched as `{mpi} -n {tasks} <command>`
 # (optabs.dft.vasp); the SLURM executor submits it with --ntasks=tasks and runs the job itself
 # outside any step, so that srun starts VASP's own step with every task. Without SLURM, e.g.
@@ -44,8 +48,6 @@ rule:
     # A job fails only where a retry can help (a timeout, out of memory, a lost node): a failed
     # calculation is a recorded result, not a failed job. The retry gets more time and memory.
     retries: 2
-    group:
-        f"dft_{DFT_ENGINE}"
     conda:
         f"../envs/dft-{DFT_ENGINE}.yaml"
     script:

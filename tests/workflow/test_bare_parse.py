@@ -67,11 +67,11 @@ def test_lint_in_the_bare_venv(bare_python, workflow_dir):
 def test_full_dag_in_the_bare_venv(bare_python, workflow_dir, configfile, source, engine):
     # The checkpoint's outputs are written here (pymatgen is in this process, not in the venv);
     # reading them back for the DFT jobs needs pandas and pyarrow only.
-    synthetic_kept(workflow_dir, 5, source=source)
+    synthetic_kept(workflow_dir, 20, source=source)
     args = ["-m", "snakemake", "-n", "--cores", "2"] + (["--configfile", configfile] if configfile else [])
     proc = run(bare_python, args, cwd=workflow_dir)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert job_counts(proc.stdout) == full_dag_jobs(engine, 5), proc.stdout
+    assert job_counts(proc.stdout) == full_dag_jobs(engine, 20), proc.stdout
 
 
 def test_without_optabs_the_dry_run_says_how_to_install_it(workflow_dir, tmp_path):

@@ -37,7 +37,6 @@ def check_outputs(results, n_materials, n_clusters):
 
 def test_test_config_runs_the_whole_chain_with_gpaw(workflow_dir, browser):
     # The repository's test config (the Snakemake catalog's .test/ convention), as a user runs it
-    shutil.copytree(REPO / ".test", workflow_dir / ".test")
     proc = snakemake(["--profile", "profiles/local", "--configfile", ".test/config.yaml"], cwd=workflow_dir,
                      timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]

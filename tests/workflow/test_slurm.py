@@ -35,6 +35,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"
 
 GPAW_SUBSET = ["mp-1265", "SrS-rocksalt", "mp-1190"]
 VASP_SUBSET = ["mp-1265", "Na2O-antifluorite", "CrO3-Ama2"]  # all kept; the fake POTCARs cover them
+# Ten kept materials whose elements the fake POTCARs cover: more than one bundle.
+BUNDLE_SUBSET = ["mp-1265", "mp-2605", "mp-2472", "mp-1342", "mp-1960", "Na2O-antifluorite", "CrO3-Ama2",
+                 "MgS-rocksalt", "CaS-rocksalt", "SrS-rocksalt"]
 # The demo catalog's materials that pass the filter (README): what the bundling note scales to.
 DEMO_KEPT = 40
 # MPI tasks of each stand-in VASP run: the rule asks for 32, one stand-in process per task; two
@@ -103,11 +106,12 @@ def use_config(workflow_dir: Path, settings: dict) -> None:
     path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **settings}))
 
 
-def vasp_workflow(dest: Path, fake_potcars: Path, control: dict | None = None) -> tuple[Path, dict]:
-    """A workflow copy on the stand-in VASP (tests/fake_vasp.py) for VASP_SUBSET, its settings in
-    config.yaml; every stand-in run must be one task of a SLURM step of VASP_TASKS tasks."""
+def vasp_workflow(dest: Path, fake_potcars: Path, control: dict | None = None,
+                  ids: list[str] = VASP_SUBSET) -> tuple[Path, dict]:
+    """A workflow copy on the stand-in VASP (tests/fake_vasp.py) for catalog entries ``ids``, its
+    settings in config.yaml; every stand-in run must be one task of a SLURM step of VASP_TASKS tasks."""
     workflow_dir = copy_workflow(dest)
-    env = stand_in_vasp_config(workflow_dir, fake_potcars, VASP_SUBSET,
+    env = stand_in_vasp_config(workflow_dir, fake_potcars, ids,
                                {"require_mpi": {"ntasks": VASP_TASKS}, **(control or {})})
     use_config(workflow_dir, yaml.safe_load((workflow_dir / "test.yaml").read_text()))
     return workflow_dir, env
@@ -180,11 +184,10 @@ def test_snakemake_profile_slurm_as_typed_runs_the_demo_pipeline(slurm_cluster, 
     print(f"\n{sum(map(len, jobs.values()))} sbatch jobs in {elapsed:.0f} s:",
           {rule: [j["Partition"] for j in js] for rule, js in sorted(jobs.items())})
     assert all(j["JobState"] == "COMPLETED" for js in jobs.values() for j in js)
-    # every rule of the chain is one sbatch job, the checkpoint included; the three GPAW runs are
-    # one bundle (group-components dft_gpaw: 8 in the workflow profile)
+    # every rule of the chain is one sbatch job, the checkpoint included; each GPAW run its own
     assert set(jobs) == {"structures", "dft_gpaw", "spectra", "dataset", "model_graphs", "model_train",
                          "model_evaluate", "model_embeddings", "interpret_environments", "interpret", "report"}
-    assert all(len(js) == 1 for js in jobs.values())
+    assert {rule: len(js) for rule, js in jobs.items() if len(js) != 1} == {"dft_gpaw": 3}
     # training: the GPU partition (the executor's choice for a job with a GPU), one GPU, and the
     # rule's own threads, memory and runtime (4 CPUs, 32000 MB, 720 min)
     (train,) = jobs.pop("model_train")
@@ -194,9 +197,8 @@ def test_snakemake_profile_slurm_as_typed_runs_the_demo_pipeline(slurm_cluster, 
     assert {j["Partition"] for js in jobs.values() for j in js} == {"cpu"}
     (structures,) = jobs["structures"]
     assert (memory_mb(structures), structures["TimeLimit"]) == (8000, "01:00:00")
-    # the bundle asks for the sum of its three members: 3 CPUs, 3 x 3000 MB, 120 min each in series
-    (bundle,) = jobs["dft_gpaw"]
-    assert memory_mb(bundle) == 9000 and bundle["NumCPUs"] == "3"
+    # a GPAW job: one CPU, 3000 MB, 2 h
+    assert {(j["NumCPUs"], memory_mb(j), j["TimeLimit"]) for j in jobs["dft_gpaw"]} == {("1", 3000, "02:00:00")}
 
     # One value changed on the command line changes that value only; --default-resources reaches
     # what the rules leave unset (here the partition, which every job then asks for by name).
@@ -215,7 +217,8 @@ def test_snakemake_profile_slurm_as_typed_runs_the_demo_pipeline(slurm_cluster, 
 
 
 def dft_submissions(cluster, workflow_dir) -> list[dict]:
-    return [j for j in cluster.jobs(workflow_dir) if rule_of(j) == "dft_vasp"]
+    """The sbatch jobs that ran VASP: one per material, or a bundle of several (comment rule_dft_dft_vasp)."""
+    return [j for j in cluster.jobs(workflow_dir) if "dft_vasp" in j.get("Comment", "")]
 
 
 def stand_in_runs(workflow_dir: Path, material_id: str) -> list[dict]:
@@ -256,24 +259,24 @@ def test_vasp_runs_under_srun_with_its_tasks_and_custodian_still_corrects(slurm_
     assert str(relax[1]["incar"].get("LREAL")).upper().strip(".") in ("FALSE", "F")
 
 
-def test_bundling_cuts_sbatch_submissions(slurm_cluster, site, tmp_path, fake_potcars):
+def test_bundling_is_opt_in_and_cuts_sbatch_submissions(slurm_cluster, site, tmp_path, fake_potcars):
+    """Ten materials: ten sbatch jobs as the profiles stand; three with --groups/--group-components
+    (bundles of 4, 4 and 2), each bundle capped to a node's memory by --resources."""
+    bundle = ("--groups", "dft_vasp=dft", "--group-components", "dft=4", "--resources", "mem_mb=128000")
     counts = {}
-    # A bundle asks for the sum of its members' requests (3 x 64000 MB); --resources caps it to a
-    # node's memory, and snakemake then runs the members in series inside the one job.
-    bundled = ("--group-components", "dft_vasp=8", "--resources", "mem_mb=128000")
-    for name, grouping in (("one_per_material", ()), ("bundled", bundled)):
-        workflow_dir, env = vasp_workflow(tmp_path / name, fake_potcars)
+    for name, grouping in (("one_per_material", ()), ("bundled", bundle)):
+        workflow_dir, env = vasp_workflow(tmp_path / name, fake_potcars, ids=BUNDLE_SUBSET)
         proc = run_slurm(slurm_cluster, workflow_dir, "results/dft/summary.csv",
                          "--set-resources", f"dft_vasp:tasks={VASP_TASKS}", *grouping, env={**site, **env})
         assert proc.returncode == 0, proc.stderr[-6000:]
         summary = pd.read_csv(workflow_dir / "results/dft/summary.csv")
-        assert sorted(summary.material_id) == sorted(VASP_SUBSET) and (summary.status == "ok").all()
+        assert sorted(summary.material_id) == sorted(BUNDLE_SUBSET) and (summary.status == "ok").all()
         jobs = dft_submissions(slurm_cluster, workflow_dir)
         assert all(j["JobState"] == "COMPLETED" and j["Partition"] == "cpu" for j in jobs)
         counts[name] = len(jobs)
-    assert counts == {"one_per_material": len(VASP_SUBSET), "bundled": 1}
-    # the same rule for the demo catalog's kept materials: ceil(40 / 8) = 5 submissions instead of 40
-    print(f"\nDFT sbatch submissions for {len(VASP_SUBSET)} materials: {counts}; for the demo catalog "
+    assert counts == {"one_per_material": 10, "bundled": 3}
+    # the same for the demo catalog's kept materials in bundles of 8: ceil(40 / 8) = 5 submissions instead of 40
+    print(f"\nDFT sbatch submissions for {len(BUNDLE_SUBSET)} materials: {counts}; for the demo catalog "
           f"({DEMO_KEPT} kept): {DEMO_KEPT} one per material, {math.ceil(DEMO_KEPT / 8)} in bundles of 8")
 
 
@@ -304,7 +307,7 @@ def test_scancel_of_a_running_dft_job_is_retried_with_more_time(slurm_cluster, s
                             cwd=workflow_dir, stdout=subprocess.DEVNULL, stderr=log,
                             env=job_env(slurm_cluster, {**site, **env}))
     try:
-        # a bundle of one has no wildcards in its SLURM comment: find the job by its running VASP
+        # find the job by its running VASP
         job_id = wait_until(lambda: slurm_job_running_in(workflow_dir / "results/dft" / slow), 240,
                             f"no SLURM job running VASP for {slow}")
         slurm_cluster.command("scancel", job_id)
@@ -321,15 +324,14 @@ def test_scancel_of_a_running_dft_job_is_retried_with_more_time(slurm_cluster, s
     assert returncode == 0, stderr[-6000:]
     # the failed job's SLURM log (show-failed-logs), then the retry
     assert f"JOB {job_id} ON {slurm_cluster.host} CANCELLED" in stderr
-    assert "Error in group dft_vasp" in stderr and "Trying to restart job" in stderr
+    assert "Error in rule dft_vasp" in stderr and "Trying to restart job" in stderr
     jobs = {j["JobId"]: j for j in dft_submissions(slurm_cluster, workflow_dir)}
     cancelled = jobs.pop(job_id)
     assert cancelled["JobState"] == "CANCELLED"
     # three materials, one of them twice
     assert sorted(j["JobState"] for j in jobs.values()) == ["COMPLETED"] * 3
     # the retry of the cancelled material asked for twice the time and memory (attempt 2)
-    (retry,) = [j for j in jobs.values() if int(j["JobId"]) > int(job_id) and j["Comment"] == cancelled["Comment"]
-                and slow in stand_in_job_folders(workflow_dir, j["JobId"])]
+    (retry,) = [j for j in jobs.values() if int(j["JobId"]) > int(job_id) and j["Comment"] == cancelled["Comment"]]
     assert (cancelled["TimeLimit"], memory_mb(cancelled)) == ("1-00:00:00", 64000)
     assert (retry["TimeLimit"], memory_mb(retry)) == ("2-00:00:00", 128000)
     summary = pd.read_csv(workflow_dir / "results/dft/summary.csv")
@@ -337,14 +339,11 @@ def test_scancel_of_a_running_dft_job_is_retried_with_more_time(slurm_cluster, s
     assert (workflow_dir / "results/dft" / slow / "result.json").is_file()
 
 
-def stand_in_job_folders(workflow_dir: Path, job_id: str) -> set[str]:
-    """The materials whose stand-in VASP runs ran inside SLURM job ``job_id``."""
-    return {material_id for material_id in VASP_SUBSET
-            if any(run["mpi"]["job_id"] == job_id for run in stand_in_runs(workflow_dir, material_id))}
-
-
 # A slice of the shared oxides, trained long enough per epoch to be cancelled in the middle.
 RESUME_MATERIALS, RESUME_EPOCHS = 120, 12
+# Bitwise equality needs one torch thread: with 4, the two runs already differed from epoch 2, before
+# the cancel (losses by up to 2e-8, weights by 5e-7: multi-threaded CPU sums add in varying order).
+ONE_THREAD = ("--set-threads", "model_train=1")
 
 
 def oxide_slice(shared_data: Path, dest: Path, n: int) -> Path:
@@ -366,8 +365,8 @@ def test_training_cancelled_on_slurm_resumes_and_ends_as_an_uninterrupted_run(sl
     use_config(workflow_dir, settings)
     train_log = workflow_dir / "logs/model/train.log"
     log = open(workflow_dir / "snakemake.stderr", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(slurm_command(target), cwd=workflow_dir, stdout=subprocess.DEVNULL, stderr=log,
-                            env=job_env(slurm_cluster, site))
+    proc = subprocess.Popen(slurm_command(target, *ONE_THREAD), cwd=workflow_dir, stdout=subprocess.DEVNULL,
+                            stderr=log, env=job_env(slurm_cluster, site))
     try:
         # cancel the training job once it has finished its third epoch (it runs 12)
         wait_until(lambda: train_log.is_file() and f"epoch 3/{RESUME_EPOCHS}:" in train_log.read_text(), 400,
@@ -394,10 +393,10 @@ def test_training_cancelled_on_slurm_resumes_and_ends_as_an_uninterrupted_run(sl
     assert 3 <= done < RESUME_EPOCHS
     assert f"epoch {done + 1}/{RESUME_EPOCHS}:" in text and f"epoch {done}/{RESUME_EPOCHS}:" not in text.split("resuming")[1]
 
-    # the same training, uninterrupted, without SLURM: the same threads (4), the same best checkpoint
+    # the same training, uninterrupted, without SLURM: the same best checkpoint, bitwise
     reference = copy_workflow(tmp_path / "local")
     use_config(reference, settings)
-    local = snakemake([target, "--cores", "4"], cwd=reference, timeout=600)
+    local = snakemake([target, "--cores", "2", *ONE_THREAD], cwd=reference, timeout=600)
     assert local.returncode == 0, local.stderr[-4000:]
     weights = [load_checkpoint(d / target)["state_dict"] for d in (workflow_dir, reference)]
     assert weights[0].keys() == weights[1].keys()

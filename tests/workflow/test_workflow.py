@@ -2,7 +2,6 @@
 each stage's target, lint of every config, and the demo's stages to completion."""
 
 import re
-import shutil
 
 import pandas as pd
 import pytest
@@ -60,7 +59,6 @@ CONFIGS = [None, *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "config
 
 @pytest.mark.parametrize("configfile", CONFIGS, ids=lambda c: c or "default")
 def test_lint_reports_nothing(workflow_dir, tmp_path, configfile):
-    shutil.copytree(REPO / ".test", workflow_dir / ".test")  # not among conftest's WORKFLOW_FILES
     args = ["--lint"]
     if configfile:
         args += ["--configfile", configfile]
@@ -80,17 +78,17 @@ def test_lint_reports_nothing(workflow_dir, tmp_path, configfile):
     ("configs/paper.yaml", "mp", "vasp"),
 ], ids=["default", "paper"])
 def test_full_dag_past_the_structures_checkpoint(workflow_dir, configfile, source, engine):
-    # The checkpoint's outputs written by hand (5 materials): the dry run plans one DFT job per
+    # The checkpoint's outputs written by hand (20 materials): the dry run plans one DFT job per
     # material and every later stage, and neither the checkpoint nor the MP fetch again.
-    ids = synthetic_kept(workflow_dir, 5, source=source)
+    ids = synthetic_kept(workflow_dir, 20, source=source)
     args = ["-n", "--cores", "2"] + (["--configfile", configfile] if configfile else [])
     proc = snakemake(args, cwd=workflow_dir, timeout=120, env={"MP_API_KEY": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert job_counts(proc.stdout) == full_dag_jobs(engine, 5), proc.stdout
+    assert job_counts(proc.stdout) == full_dag_jobs(engine, 20), proc.stdout
     assert sorted(re.findall(r"output: results/dft/(\S+)/result\.json", proc.stdout)) == ids
     # each DFT job carries its engine's resources from rules/dft.smk
     resources = job_resources(proc.stdout, f"dft_{engine}")
-    assert len(resources) == 5, proc.stdout
+    assert len(resources) == 20, proc.stdout
     for job in resources:
         assert {"runtime", "mem_mb"} <= set(job), job
         if engine == "vasp":
