@@ -37,20 +37,6 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def planned_jobs(dry_run_stdout: str) -> list[dict]:
-    """The jobs a ``snakemake -n`` printed: ``{"rule", "threads", "resources": {name: text}}`` each."""
-    jobs: list[dict] = []
-    for line in dry_run_stdout.splitlines():
-        if line.startswith(("rule ", "localrule ", "checkpoint ")) and line.rstrip().endswith(":"):
-            jobs.append({"rule": line.split()[1].rstrip(":"), "threads": 1, "resources": {}})
-        elif jobs and line.startswith("    threads: "):
-            jobs[-1]["threads"] = int(line.split(":", 1)[1])
-        elif jobs and line.startswith("    resources: "):
-            pairs = (item.split("=", 1) for item in line.split(":", 1)[1].strip().split(", "))
-            jobs[-1]["resources"] = {name: value for name, value in pairs}
-    return jobs
-
-
 def snakemake(args: list[str], cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run snakemake in ``cwd``; returns the completed process (stdout and stderr as text)."""
     full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **(env or {})}

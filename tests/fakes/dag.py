@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -67,20 +66,24 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return counts
 
 
+def planned_jobs(dry_run_stdout: str) -> list[dict]:
+    """The jobs a ``snakemake -n`` printed: ``{"rule", "threads", "resources": {name: text}}`` each."""
+    jobs: list[dict] = []
+    for line in dry_run_stdout.splitlines():
+        if line.startswith(("rule ", "localrule ", "checkpoint ")) and line.rstrip().endswith(":"):
+            jobs.append({"rule": line.split()[1].rstrip(":"), "threads": 1, "resources": {}})
+        elif jobs and line.startswith("    threads: "):
+            jobs[-1]["threads"] = int(line.split(":", 1)[1])
+        elif jobs and line.startswith("    resources: "):
+            pairs = (item.split("=", 1) for item in line.split(":", 1)[1].strip().split(", "))
+            jobs[-1]["resources"] = {name: value for name, value in pairs}
+    return jobs
+
+
 def job_resources(dry_run_output: str, rule: str) -> list[dict[str, str]]:
-    """The ``resources:`` line of every planned job of ``rule`` in a dry run's output, as
-    name -> value (as printed), one dict per job in the order planned."""
-    found: list[dict[str, str]] = []
-    current = None
-    for line in dry_run_output.splitlines():
-        header = re.match(r"(?:local)?(?:rule|checkpoint) (\S+):$", line.strip())
-        if header:
-            current = header.group(1)
-        elif current == rule and line.strip().startswith("resources:"):
-            items = line.strip().removeprefix("resources:").split(", ")
-            found.append(dict(item.strip().split("=", 1) for item in items))
-            current = None
-    return found
+    """The ``resources:`` of every planned job of ``rule`` in a dry run's output, as name -> value
+    (as printed), one dict per job in the order planned."""
+    return [job["resources"] for job in planned_jobs(dry_run_output) if job["rule"] == rule]
 
 
 def full_dag_jobs(engine: str, n: int) -> dict[str, int]:

@@ -16,7 +16,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import REPO, planned_jobs, snakemake
+from conftest import REPO, snakemake
+from fakes.dag import planned_jobs
 
 SITE = {"ACCOUNT": "myproject", "PARTITION": "short", "GPU_PARTITION": "a100"}
 WORKFLOW_PROFILE = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())

@@ -27,7 +27,7 @@ STAGE_JOBS = {
 }
 
 
-def planned_jobs(proc) -> dict[str, int]:
+def planned_counts(proc) -> dict[str, int]:
     """The "Job stats" table of a (dry) run: rule -> number of jobs, without the total."""
     counts = job_counts(proc.stdout)
     counts.pop("total", None)
@@ -101,7 +101,7 @@ def test_stage_targets_before_the_structures_checkpoint_plan_only_it(workflow_di
     for target in ("all_structures", "all_dft"):
         proc = snakemake(["-n", "--cores", "2", target], cwd=workflow_dir, timeout=120)
         assert proc.returncode == 0, proc.stderr
-        assert planned_jobs(proc) == {"structures": 1, target: 1}, proc.stdout
+        assert planned_counts(proc) == {"structures": 1, target: 1}, proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_stage_target_plans_its_stage_and_nothing_after_it(structures_done, targ
     proc = snakemake(["-n", "--cores", "2", target], cwd=structures_done, timeout=120)
     assert proc.returncode == 0, proc.stderr
     expected = {**STAGE_JOBS[target], target: 1} if STAGE_JOBS[target] else {}
-    assert planned_jobs(proc) == expected, proc.stdout
+    assert planned_counts(proc) == expected, proc.stdout
     if target == "all_dft":
         # one job per kept material, by id
         kept = pd.read_parquet(structures_done / "results/structures/kept.parquet").material_id
@@ -134,7 +134,7 @@ def test_dataset_target_with_the_dataset_source_imports(workflow_dir, tmp_path):
     proc = snakemake(["-n", "--cores", "2", "all_dataset", "--config", "source=dataset", f"dataset_dir={folder}"],
                      cwd=workflow_dir, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert planned_jobs(proc) == {"dataset_import": 1, "all_dataset": 1}, proc.stdout
+    assert planned_counts(proc) == {"dataset_import": 1, "all_dataset": 1}, proc.stdout
 
 
 @pytest.mark.slow
