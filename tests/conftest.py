@@ -24,6 +24,11 @@ WORKFLOW_FILES = (
 )
 
 
+#: Snakemake options of a local run on the stand-in VASP: no MPI launcher (the rule's default, srun,
+#: needs a SLURM cluster), so the stand-in runs as the command alone.
+NO_MPI = ("--set-resources", "dft_vasp:mpi=''")
+
+
 def copy_workflow(dest: Path) -> Path:
     """Copy the workflow (not results, not the venv) into ``dest`` so a test can run it in isolation."""
     dest.mkdir(parents=True, exist_ok=True)

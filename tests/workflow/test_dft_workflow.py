@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import SNAKEMAKE, stand_in_vasp_config
+from conftest import NO_MPI, SNAKEMAKE, stand_in_vasp_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -25,7 +25,7 @@ def vasp_config(workflow_dir, fake_potcars, errors=None):
 
 def run(workflow_dir, env, *args, timeout=600):
     return subprocess.run(
-        [SNAKEMAKE, *args, "--cores", "2", "--configfile", "test.yaml"],
+        [SNAKEMAKE, *args, "--cores", "2", *NO_MPI, "--configfile", "test.yaml"],
         cwd=workflow_dir, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env},
     )
 
@@ -75,7 +75,7 @@ def test_kill_during_dft_then_rerun_recomputes_only_unfinished(workflow_dir, fak
     env = vasp_config(workflow_dir, fake_potcars)
     res = workflow_dir / "results" / "dft"
     proc = subprocess.Popen(
-        [SNAKEMAKE, *UNTIL_DATASET, "--cores", "1", "--configfile", "test.yaml"],
+        [SNAKEMAKE, *UNTIL_DATASET, "--cores", "1", *NO_MPI, "--configfile", "test.yaml"],
         cwd=workflow_dir, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )

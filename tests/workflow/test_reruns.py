@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import SNAKEMAKE, copy_workflow, stand_in_vasp_config
+from conftest import NO_MPI, SNAKEMAKE, copy_workflow, stand_in_vasp_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -55,7 +55,7 @@ def run(wf: Path, env: dict, *args: str, timeout: float = 600) -> subprocess.Com
         i = args.index("--config")
         args, config = args[:i], list(args[i:])
     return subprocess.run(
-        [SNAKEMAKE, *args, "--cores", "2", "--configfile", "test.yaml", *config],
+        [SNAKEMAKE, *args, "--cores", "2", *NO_MPI, "--configfile", "test.yaml", *config],
         cwd=wf, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **env},
     )
