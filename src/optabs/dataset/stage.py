@@ -37,6 +37,9 @@ def curate_stage(
     Materials Project's energy above hull come from (none: stability ``auto`` means ``local``).
     """
     sources = source_stability(pd.read_parquet(kept_path)) if kept_path is not None else None
+    if sources is None and curation.stability in ("auto", "mp"):
+        log.warning("no kept table given: the materials' sources and Materials Project values are unknown, so "
+                    "stability %r can only mean the local hull (or fail, for mp)", curation.stability)
     dataset, dropped = curate(pd.read_parquet(spectra_path), curation, sources)
     log.info("%d materials in the dataset, %d dropped", len(dataset), dropped.material_id.nunique())
     _write(dataset, dropped, dataset_path=dataset_path, dropped_path=dropped_path, failures_path=failures_path,
