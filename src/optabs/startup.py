@@ -37,6 +37,11 @@ def check_sources(config: dict[str, Any]) -> None:
         )
     if source == "catalog" and not Path(config["catalog"]).is_file():
         raise ConfigError(f"config key 'catalog': file {config['catalog']} does not exist")
+    if config.get("dataset", {}).get("stability") == "mp" and source in ("catalog", "files"):
+        raise ConfigError(
+            f"config key 'dataset.stability' is 'mp' but source is {source!r}: only the Materials Project's documents "
+            "carry its energy above hull; use stability: local (this workflow's own hull), auto or none"
+        )
     if source == "dataset" and not config.get("dataset_dir"):
         raise ConfigError(
             "config key 'dataset_dir' is empty but source is 'dataset': pass --config dataset_dir=/path/to/alignn/folder"

@@ -34,6 +34,7 @@ def test_shipped_configs_are_valid():
         (lambda c: c.update(source="icsd"), "source", "is not one of"),
         (lambda c: c["filter"].update(excluded_elements=["Xx1"]), "filter.excluded_elements.0", "does not match"),
         (lambda c: c["interpret"].update(n_clusters=0), "interpret.n_clusters", "less than the minimum"),
+        (lambda c: c["dataset"].update(stability="hull"), "dataset.stability", "is not one of"),
     ],
 )
 def test_errors_name_the_key(mutate, key, words):
@@ -51,6 +52,8 @@ def test_errors_name_the_key(mutate, key, words):
         ("sourc: catalog\n", "sourc"),
         ("filter:\n  max_sites: forty\n", "filter.max_sites"),
         ("spectra:\n  n_points: 1.5\n", "spectra.n_points"),
+        # the Materials Project's hull for catalog materials, which have none
+        ("dataset:\n  stability: mp\n", "dataset.stability"),
     ],
 )
 def test_snakemake_stops_before_any_job_naming_the_key(workflow_dir, text, key):

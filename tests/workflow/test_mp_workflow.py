@@ -2,12 +2,14 @@
 
 import gzip
 import json
+import os
+import subprocess
 
 import pandas as pd
 import pytest
 
-from conftest import snakemake
-from fakes.mp_server import FakeMPServer, default_documents
+from conftest import SNAKEMAKE, snakemake, stand_in_vasp_config
+from fakes.mp_server import FakeMPServer, default_documents, rocksalt, summary_doc
 from optabs.filters import DEFAULT_EXCLUDED
 
 FAKE_KEY = "wfTESTkey0123456789abcdefABCDEF9"  # 32 characters, as mp-api requires
@@ -82,3 +84,55 @@ def test_missing_key_is_one_clear_line(workflow_dir):
     assert len(errors) == 1 and "MP_API_KEY" in errors[0], log
     assert "Traceback" not in log
     assert not (workflow_dir / "results/structures/mp_documents.json.gz").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_mp_stability_decides_curation_not_the_local_hull(workflow_dir, fake_potcars, tmp_path):
+    # Three rock-salt materials, each alone in its chemical system, all at the stand-in VASP's
+    # -6 eV/atom: on this run's own hull every one is on the hull. The Materials Project puts BaS
+    # 0.12 eV/atom above its hull (over the 0.05 tolerance) and CaO 0.03 (within it).
+    docs = [
+        summary_doc("mp-1265", rocksalt("Mg", "O", 4.21), band_gap=4.45, energy_above_hull=0.0),
+        summary_doc("mp-1500", rocksalt("Ba", "S", 6.39), band_gap=2.16, energy_above_hull=0.12),
+        summary_doc("mp-2605", rocksalt("Ca", "O", 4.81), band_gap=3.6, energy_above_hull=0.03),
+    ]
+    env = stand_in_vasp_config(workflow_dir, fake_potcars, ["mp-1265"], source="mp",
+                               dataset={"e_above_hull_max_ev": 0.05, "min_gap_ev": 0.3})
+    env = {**os.environ, **env, "MP_API_KEY": FAKE_KEY, "HOME": str(tmp_path / "home")}
+
+    def curate(*configfiles):
+        return subprocess.run(
+            [SNAKEMAKE, "--cores", "2", "results/dataset/dataset.parquet", "--set-resources", "dft_vasp:mpi=''",
+             "--configfile", "test.yaml", *configfiles],
+            cwd=workflow_dir, capture_output=True, text=True, timeout=300, env=env,
+        )
+
+    with FakeMPServer(docs) as server:
+        env["MP_API_ENDPOINT"] = server.url
+        proc = curate()
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = workflow_dir / "results/dataset"
+    dataset = pd.read_parquet(res / "dataset.parquet").set_index("material_id")
+    dropped = pd.read_csv(res / "dropped.csv").set_index("material_id")
+    assert sorted(dataset.index) == ["mp-1265", "mp-2605"]
+    assert dropped.reason.to_dict() == {"mp-1500": "unstable"}
+    assert dropped.loc["mp-1500", "detail"] == (
+        "Materials Project energy_above_hull 0.120 eV/atom (database 2025.09.25) > 0.05 eV/atom"
+    )
+    assert dataset.e_above_hull_ev.to_dict() == {"mp-1265": 0.0, "mp-2605": 0.03}
+    assert set(dataset.stability) == {"stable"} and set(dataset.stability_policy) == {"mp"}
+    assert set(dataset.mp_database_version) == {"2025.09.25"}
+    failures = pd.read_csv(res / "failures.csv")
+    assert failures.material_id.tolist() == ["mp-1500"] and "Materials Project" in failures.detail[0]
+
+    # The same DFT results on the local hull: nothing is dropped for stability (each material is
+    # alone in its system), and none is called stable: no Mg, Ca, Ba, O or S was computed.
+    (workflow_dir / "local.yaml").write_text("dataset:\n  stability: local\n")
+    proc = curate("local.yaml")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "rule dataset:" in proc.stdout + proc.stderr and "rule dft_vasp:" not in proc.stdout + proc.stderr
+    dataset = pd.read_parquet(res / "dataset.parquet").set_index("material_id")
+    assert sorted(dataset.index) == ["mp-1265", "mp-1500", "mp-2605"]
+    assert set(dataset.stability) == {"unknown"} and set(dataset.stability_policy) == {"local"}
+    assert pd.read_csv(res / "dropped.csv").empty

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 
-from optabs.dataset.table import DATASET_COLUMNS, DROPPED_COLUMNS, dropped_row
+from optabs.dataset.table import DATASET_COLUMNS, DROPPED_COLUMNS, UNCHECKED_STABILITY, dropped_row
 from optabs.errors import InputError
 from optabs.filters import disorder_detail, primitive_cell
 from optabs.grid import Grid
@@ -152,6 +152,7 @@ def import_alignn(folder: str | Path, grid: Grid) -> ImportResult:
                 "dft_gap_ev": math.nan,
                 "corrected_gap_ev": math.nan,
                 "e_above_hull_ev": math.nan,
+                **UNCHECKED_STABILITY,
                 "engine": "imported",
             }
         )

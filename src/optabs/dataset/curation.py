@@ -1,8 +1,27 @@
-"""Curation: which computed materials enter the dataset (stable, gap above a minimum)."""
+"""Curation: which computed materials enter the dataset (stable, gap above a minimum).
+
+Stability follows one policy, ``dataset.stability`` (:data:`STABILITY_POLICIES`):
+
+- ``mp``: the Materials Project's own ``energy_above_hull`` from the fetched documents (the
+  ``properties`` of ``kept.parquet``, with the database version they came from). Only for
+  source ``mp``.
+- ``local``: the hull of this workflow's own computed phases (:func:`energies_above_hull`).
+  Its missing phases only raise the hull, so a material above it is certainly above the true
+  hull and is dropped; a material on it whose chemical system has an element without a computed
+  elemental phase (oxygen always: O2 is spin-polarised and filtered out) may only look stable,
+  and is marked ``unknown``.
+- ``none``: no stability cut (``unchecked``).
+- ``auto`` (the default): ``mp`` where every material comes from the ``mp`` source, else ``local``.
+
+Materials of ``unknown`` stability are kept, marked, unless ``drop_unknown`` is set.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import cast
 
@@ -11,17 +30,74 @@ import pandas as pd
 
 from optabs.config import Settings
 from optabs.dataset.table import DATASET_COLUMNS, DROPPED_COLUMNS, dropped_row
+from optabs.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Values of ``dataset.stability``; ``auto`` resolves to ``mp`` or ``local`` (:func:`stability_policy`).
+STABILITY_POLICIES = ("auto", "mp", "local", "none")
+
+#: Columns of the per-material source table curation reads from ``kept.parquet`` (:func:`source_stability`).
+SOURCE_STABILITY_COLUMNS = ["material_id", "source", "mp_e_above_hull_ev", "mp_database_version"]
 
 
 @dataclass(frozen=True)
 class Curation(Settings):
-    """Which materials enter the dataset: stable within ``e_above_hull_max_ev`` (eV/atom) and
-    with a DFT gap of at least ``min_gap_ev`` (eV)."""
+    """Which materials enter the dataset: stable within ``e_above_hull_max_ev`` (eV/atom) by the
+    ``stability`` policy (:data:`STABILITY_POLICIES`) and with a DFT gap of at least
+    ``min_gap_ev`` (eV). ``drop_unknown``: drop materials whose stability the policy cannot
+    judge instead of keeping them marked ``unknown``."""
 
     NAME = "dataset"
 
     e_above_hull_max_ev: float = 0.0
     min_gap_ev: float = 0.3
+    stability: str = "auto"
+    drop_unknown: bool = False
+
+    def __post_init__(self) -> None:
+        self.check_numbers("e_above_hull_max_ev", "min_gap_ev", inclusive=True)
+        self.check_choice("stability", STABILITY_POLICIES)
+        if not isinstance(self.drop_unknown, bool):
+            raise self.invalid("drop_unknown", "true or false")
+
+
+def stability_policy(stability: str, sources: list[str]) -> str:
+    """The policy ``mp``, ``local`` or ``none`` for the configured ``stability`` and the sources
+    of the curated materials: ``auto`` is ``mp`` when every one comes from the ``mp`` source
+    (and there is at least one), else ``local``. ``mp`` for materials of another source raises
+    :class:`ConfigError`: only the Materials Project's documents carry its energy above hull."""
+    from_mp = bool(sources) and all(s == "mp" for s in sources)
+    if stability == "auto":
+        return "mp" if from_mp else "local"
+    if stability == "mp" and sources and not from_mp:
+        others = sorted(set(sources) - {"mp"})
+        raise ConfigError(
+            f"config key 'dataset': stability 'mp' needs materials from source 'mp', but some come from {others}; "
+            "use stability: local (this workflow's own hull) or auto"
+        )
+    return stability
+
+
+def source_stability(kept: pd.DataFrame) -> pd.DataFrame:
+    """What the structures stage knows about each material's stability (:data:`SOURCE_STABILITY_COLUMNS`).
+
+    ``kept``: the kept table (``material_id``, ``source``, ``properties`` JSON, see
+    :mod:`optabs.structures`). For source ``mp`` the properties hold the Materials Project's
+    ``energy_above_hull`` (eV/atom; NaN when the document had none) and ``database_version``;
+    other sources give NaN and "".
+    """
+    rows = []
+    for row in kept.itertuples(index=False):
+        props = json.loads(row.properties) if row.source == "mp" else {}
+        value = props.get("energy_above_hull")
+        rows.append({
+            "material_id": row.material_id,
+            "source": row.source,
+            "mp_e_above_hull_ev": math.nan if value is None else float(value),
+            "mp_database_version": str(props.get("database_version") or ""),
+        })
+    return pd.DataFrame(rows, columns=SOURCE_STABILITY_COLUMNS)
 
 
 def energies_above_hull(formulas: list[str], energies_per_atom: np.ndarray, scales: list[str]) -> np.ndarray:
@@ -61,26 +137,89 @@ def energies_above_hull(formulas: list[str], energies_per_atom: np.ndarray, scal
     return out
 
 
-def curate(spectra: pd.DataFrame, curation: Curation) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The dataset (:data:`DATASET_COLUMNS`) and the dropped table (:data:`DROPPED_COLUMNS`)."""
-    spectra = spectra.copy()
-    spectra["e_above_hull_ev"] = (
-        energies_above_hull(list(spectra.formula), spectra.energy_per_atom_ev.to_numpy(), list(spectra.energy_scale))
-        if len(spectra)
-        else []
+def elements_without_reference(formulas: list[str], scales: list[str]) -> list[tuple[str, ...]]:
+    """For each material, the elements of its formula (symbols, sorted) that have no computed
+    elemental phase on its energy scale: where :func:`energies_above_hull` stands in a
+    pseudo-reference, so that a material on that hull may only look stable."""
+    from pymatgen.core import Composition
+
+    comps = [Composition(f) for f in formulas]
+    computed = {(scale, c.elements[0].symbol) for c, scale in zip(comps, scales) if len(c.elements) == 1}
+    return [
+        tuple(sorted(el.symbol for el in c.elements if (scale, el.symbol) not in computed))
+        for c, scale in zip(comps, scales)
+    ]
+
+
+def curate(
+    spectra: pd.DataFrame, curation: Curation, sources: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The dataset (:data:`DATASET_COLUMNS`) and the dropped table (:data:`DROPPED_COLUMNS`).
+
+    ``spectra``: the spectra table (:data:`optabs.spectra.stage.SPECTRA_COLUMNS`). ``sources``:
+    :func:`source_stability` of the kept table; without it no material has a source or a
+    Materials Project value (``auto`` is then ``local``, ``mp`` an error). In the dataset,
+    ``e_above_hull_ev`` is the value the policy judged (the Materials Project's, the local
+    hull's, NaN for ``none``), ``stability`` is ``stable``, ``unknown`` or ``unchecked``.
+    """
+    if sources is None:
+        sources = pd.DataFrame(columns=SOURCE_STABILITY_COLUMNS)
+    # ids as str on both sides: an empty table's column may come as float
+    table = spectra.astype({"material_id": str}).merge(
+        sources[SOURCE_STABILITY_COLUMNS].astype({"material_id": str}), on="material_id", how="left"
     )
-    unstable = spectra.e_above_hull_ev > curation.e_above_hull_max_ev + 1e-8
-    small_gap = spectra.dft_gap_ev < curation.min_gap_ev
-    dropped = []
-    for row in spectra[unstable].itertuples():
-        dropped.append(
-            dropped_row(row.material_id, row.formula, "unstable",
-                  f"{row.e_above_hull_ev:.3f} eV/atom above the hull > {curation.e_above_hull_max_ev}")
+    table["mp_e_above_hull_ev"] = table["mp_e_above_hull_ev"].astype(float)
+    table["mp_database_version"] = table["mp_database_version"].fillna("").astype(str)
+    policy = stability_policy(curation.stability, [s if isinstance(s, str) else "unknown" for s in table.source])
+    tol = curation.e_above_hull_max_ev
+    why_unknown = [""] * len(table)
+    if policy == "mp":
+        table["e_above_hull_ev"] = table.mp_e_above_hull_ev
+        why_unknown = ["no energy_above_hull in its Materials Project document" if math.isnan(e) else ""
+                       for e in table.e_above_hull_ev]
+    elif policy == "local":
+        table["e_above_hull_ev"] = (
+            energies_above_hull(list(table.formula), table.energy_per_atom_ev.to_numpy(), list(table.energy_scale))
+            if len(table)
+            else []
         )
-    for row in spectra[small_gap].itertuples():
+        missing = elements_without_reference(list(table.formula), list(table.energy_scale))
+        why_unknown = [f"no computed reference for {', '.join(m)}: the local hull cannot judge it" if m else ""
+                       for m in missing]
+    else:
+        table["e_above_hull_ev"] = math.nan
+    table["mp_database_version"] = table.mp_database_version if policy == "mp" else ""
+    unstable = table.e_above_hull_ev > tol + 1e-8
+    unknown = pd.Series([bool(w) for w in why_unknown], index=table.index, dtype=bool) & ~unstable
+    table["stability"] = np.where(unknown, "unknown", "stable" if policy != "none" else "unchecked")
+    table["stability_policy"] = policy
+    small_gap = table.dft_gap_ev < curation.min_gap_ev
+
+    dropped = []
+    for row in table[unstable].itertuples():
+        if policy == "mp":
+            version = f" (database {row.mp_database_version})" if row.mp_database_version else ""
+            detail = f"Materials Project energy_above_hull {row.e_above_hull_ev:.3f} eV/atom{version} > {tol} eV/atom"
+        else:
+            detail = f"{row.e_above_hull_ev:.3f} eV/atom above the hull of the computed phases > {tol}"
+        dropped.append(dropped_row(row.material_id, row.formula, "unstable", detail))
+    if curation.drop_unknown:
+        for row, why in zip(table.itertuples(), why_unknown):
+            if unknown[row.Index]:
+                dropped.append(dropped_row(row.material_id, row.formula, "stability_unknown", why))
+    for row in table[small_gap].itertuples():
         dropped.append(
             dropped_row(row.material_id, row.formula, "small_gap", f"DFT gap {row.dft_gap_ev:.3f} eV < {curation.min_gap_ev} eV")
         )
-    kept = spectra[~unstable & ~small_gap].copy()
+    keep = ~unstable & ~small_gap & ~(unknown & curation.drop_unknown)
+    kept = table[keep].copy()
     kept["source_name"] = kept.material_id
+    _log_stability(policy, kept, [w for w, k in zip(why_unknown, keep) if k and w])
     return kept[DATASET_COLUMNS].reset_index(drop=True), pd.DataFrame(dropped, columns=DROPPED_COLUMNS)
+
+
+def _log_stability(policy: str, kept: pd.DataFrame, why_unknown: list[str]) -> None:
+    counts = kept.stability.value_counts().to_dict()
+    log.info("stability policy %s: %s", policy, ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no material")
+    for why, n in Counter(why_unknown).most_common():
+        log.info("%d kept materials of unknown stability: %s", n, why)

@@ -19,9 +19,14 @@ DATASET_COLUMNS = [
     "dft_gap_ev",
     "corrected_gap_ev",
     "e_above_hull_ev",
+    "stability",
+    "stability_policy",
+    "mp_database_version",
     "engine",
 ]
 DROPPED_COLUMNS = ["material_id", "formula", "reason", "detail"]
+#: The stability columns of a row this workflow did not judge (an import, a prediction).
+UNCHECKED_STABILITY = {"stability": "unchecked", "stability_policy": "none", "mp_database_version": ""}
 
 
 def dropped_row(material_id: str, formula: str, reason: str, detail: str) -> dict[str, str]:

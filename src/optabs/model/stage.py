@@ -167,6 +167,7 @@ def predict_structures(
     (an :class:`InputError` naming the checkpoint if it stores none).
     """
     from optabs.dataset import DATASET_COLUMNS, export_alignn, write_dataset
+    from optabs.dataset.table import UNCHECKED_STABILITY
     from optabs.io import write_csv
     from optabs.structures.files import load_folder
 
@@ -210,6 +211,7 @@ def predict_structures(
             "dft_gap_ev": np.nan,
             "corrected_gap_ev": np.nan,
             "e_above_hull_ev": np.nan,
+            **UNCHECKED_STABILITY,
             "engine": "predicted",
         }
     )[DATASET_COLUMNS]

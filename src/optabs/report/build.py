@@ -103,8 +103,11 @@ def build_report(
         members = chem.members
         if "cluster_spectra" in clusters.columns:
             members = members.merge(clusters[["material_id", "cluster_spectra"]], on="material_id", how="left")
+        if "stability" in dataset.columns:
+            members = members.merge(dataset[["material_id", "stability"]], on="material_id", how="left")
         member_cols = ["material_id", "formula", "onset_ev", "edge_integral", "dominant_env", "tetrahedral_max",
                        "octahedral_max", "tetrahedral_element", "octahedral_element"]
+        member_cols += ["stability"] if "stability" in members.columns else []
         member_cols += ["cluster_spectra"] if "cluster_spectra" in members.columns else []
         member_headers = {"onset_ev": "onset (eV)", "edge_integral": "edge integral", "dominant_env": "environment",
                           "tetrahedral_max": "max tet.", "octahedral_max": "max oct.", "tetrahedral_element": "tet. site",

@@ -267,6 +267,29 @@ def _predictions_section(dataset: pd.DataFrame, spectra: NDArray, energy: NDArra
     )
 
 
+_STABILITY_BASIS = {
+    "mp": "the Materials Project's energy above hull",
+    "local": "the hull of this run's computed phases",
+    "none": "not checked",
+}
+
+
+def _stability_html(dataset: pd.DataFrame) -> str:
+    """One line: the stability policy (``dataset.stability``) and how many materials it called what."""
+    if "stability" not in dataset.columns or len(dataset) == 0:
+        return ""
+    policies = sorted(set(dataset["stability_policy"]))
+    versions = sorted(v for v in set(dataset["mp_database_version"]) if v)
+    basis = "; ".join(_STABILITY_BASIS.get(p, p) for p in policies)
+    basis += f" (database {', '.join(versions)})" if versions else ""
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(dataset["stability"].value_counts().items()))
+    note = (" A material of unknown stability is one the policy cannot judge (an element without a computed "
+            "reference on the local hull, no value in its Materials Project document); it is kept, marked."
+            if "unknown" in set(dataset["stability"]) else "")
+    return (f'<p class="meta">Stability (dataset.stability: {_esc(", ".join(policies))}): {_esc(basis)}; '
+            f"{_esc(counts)}.{_esc(note)}</p>")
+
+
 def _failures_html(failures: pd.DataFrame | None, limit: int = 1000) -> str:
     if failures is None or len(failures) == 0:
         return '<p class="meta">No failures recorded.</p>'
@@ -376,6 +399,7 @@ def _index_body(*, title, dataset, clusters, labels, spectra, energy, cluster_id
     body.append('<p class="meta">Clusters: Ward linkage (Euclidean) of the model\'s layer features, cut with maxclust and '
                 "numbered left to right along the dendrogram. Spectra are log10 of the absorption coefficient (cm⁻¹). "
                 "The edge integral is the integral of log10 α minus its floor over the first 2 eV above the onset.</p>")
+    body.append(_stability_html(dataset))
 
     body.append('<h2 id="clusters">Clusters</h2>')
     if linkage is not None:

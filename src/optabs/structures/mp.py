@@ -161,6 +161,10 @@ def fetch_documents(
     pymatgen's settings file). With ``partial_dir``, each anion's documents are kept there as
     soon as they arrive, and a rerun after a failure reuses them instead of asking again.
 
+    Each document gains ``database_version``: the Materials Project database release it came
+    from (as the API reports it; "" if it does not), so that its ``energy_above_hull`` can be
+    cited with the hull it was measured on.
+
     Raises :class:`SourceError` (never showing the key) when no key is set, the key is refused,
     or the server keeps failing.
     """
@@ -217,6 +221,8 @@ def _fetch(query: MPQuery, key: str, partial_dir: Path | None) -> list[dict[str,
                 _save_partial(partial_dir, anion, origin, docs)
             new = 0
             for doc in docs:
+                # Which release of the database the document's values (energy above hull) belong to.
+                doc.setdefault("database_version", db_version)
                 mid = doc.get("material_id")
                 if not mid:
                     without_id.append(doc)
@@ -251,7 +257,8 @@ def documents_to_candidates(docs: Iterable[Mapping[str, Any]]) -> list[Candidate
 
     A document without an id or a usable structure is skipped with a warning naming it.
     ``properties`` holds energy above hull, band gap, formation and total energies (eV/atom,
-    band gap in eV), ``spacegroup_symbol``, ``spacegroup_number`` and ``is_magnetic``.
+    band gap in eV), ``spacegroup_symbol``, ``spacegroup_number``, ``is_magnetic`` and the
+    ``database_version`` the values came from (None for documents saved without one).
     """
     out = []
     for i, doc in enumerate(docs):
@@ -406,6 +413,7 @@ def _properties(doc: Mapping[str, Any]) -> dict[str, Any]:
         "spacegroup_symbol": symmetry.get("symbol"),
         "spacegroup_number": symmetry.get("number"),
         "is_magnetic": doc.get("is_magnetic"),
+        "database_version": doc.get("database_version"),
     }
 
 

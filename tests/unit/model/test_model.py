@@ -95,6 +95,9 @@ def make_dataset(materials=MATERIALS, grid: Grid = GRID) -> pd.DataFrame:
                 "dft_gap_ev": onset,
                 "corrected_gap_ev": onset,
                 "e_above_hull_ev": 0.0,
+                "stability": "stable",
+                "stability_policy": "local",
+                "mp_database_version": "",
                 "engine": "imported",
             }
         )

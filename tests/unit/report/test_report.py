@@ -51,7 +51,8 @@ def synthetic(m: int = 40, k: int = 4, seed: int = 0):
     dataset = pd.DataFrame({
         "material_id": ids, "source_name": ids, "formula": formulas, "structure": "", "log10_alpha": list(spectra),
         "onset_ev": onset_energies(energy, spectra, grid.onset_threshold), "dft_gap_ev": gap - 1, "corrected_gap_ev": gap,
-        "e_above_hull_ev": 0.0, "engine": "synthetic",
+        "e_above_hull_ev": 0.0, "stability": np.where(np.arange(m) % 5 == 0, "unknown", "stable"),
+        "stability_policy": "local", "mp_database_version": "", "engine": "synthetic",
     })[DATASET_COLUMNS]
     tet = np.where(group % 2 == 0, 0.95, 0.1) + rng.uniform(0, 0.04, m)
     octa = np.where(group % 2 == 1, 0.9, 0.05) + rng.uniform(0, 0.04, m)
@@ -181,6 +182,13 @@ def test_report_content(built):
     sweep = text[text.index('<h2 id="sweep">'):text.index('<h2 id="model">')]
     for label in ("Chemical homogeneity", "Coordination agreement", "Spectral spread", "K = 2", "K = 4", "K = 8"):
         assert label in sweep
+    # the stability policy on the overview, each member's stability on its cluster page (every 5th
+    # of the 40 synthetic materials is of unknown stability)
+    assert "Stability (dataset.stability: local): the hull of this run&#x27;s computed phases; 32 stable, 8 unknown." in text
+    last = cluster_1[cluster_1.index("<h2>Members"):]
+    listed = pd.read_html(StringIO(last[last.index("<table"):last.index("</table>") + 8]))[0]
+    expected = {mid: "unknown" if int(mid[4:]) % 5 == 0 else "stable" for mid in members}
+    assert dict(zip(listed["material_id"], listed["stability"])) == expected
 
 
 def test_rebuild_replaces_atomically_and_leaves_no_temporaries(tmp_path, monkeypatch):

@@ -157,7 +157,9 @@ def test_documents_are_plain_json_with_the_fields_asked_for(server, env):
     env.setenv("MP_API_KEY", FAKE_KEY)
     docs = fetch_documents(make_query(server, anions=("O",)))
     mgo = next(d for d in docs if d["material_id"] == "mp-1265")
-    assert set(mgo) == set(DEFAULT_FIELDS)
+    # the fields asked for, and the database release they came from (the heartbeat's db_version)
+    assert set(mgo) == set(DEFAULT_FIELDS) | {"database_version"}
+    assert mgo["database_version"] == "2025.09.25"
     assert isinstance(mgo["structure"], dict)
     assert Structure.from_dict(mgo["structure"]).composition.reduced_formula == "MgO"
 
@@ -379,6 +381,7 @@ def test_documents_to_candidates(documents, caplog):
         "spacegroup_symbol": "Fm-3m",
         "spacegroup_number": 225,
         "is_magnetic": False,
+        "database_version": None,  # a document not fetched by fetch_documents has none
     }
     nio = by_id["mp-19009"]
     assert nio.magnetic_ordering == "AFM" and nio.magnetic_data == "AFM"
@@ -394,3 +397,5 @@ def test_fetched_documents_become_candidates(server, env, tmp_path):
     save_documents(fetch_documents(make_query(server)), path)
     candidates = documents_to_candidates(load_documents(path))
     assert {c.material_id for c in candidates} == KEPT
+    # the database release the server's heartbeat reported travels with every document's values
+    assert {c.properties["database_version"] for c in candidates} == {"2025.09.25"}
