@@ -29,6 +29,8 @@ else:
     rule dataset:
         input:
             spectra=f"{RESULTS}/spectra/spectra.parquet",
+            # the source's own stability (e.g. the Materials Project's energy_above_hull)
+            kept=f"{RESULTS}/structures/kept.parquet",
         output:
             dataset=f"{RESULTS}/dataset/dataset.parquet",
             dropped=f"{RESULTS}/dataset/dropped.csv",

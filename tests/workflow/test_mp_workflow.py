@@ -8,7 +8,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import SNAKEMAKE, snakemake, stand_in_vasp_config
+from conftest import NO_MPI, SNAKEMAKE, snakemake, stand_in_vasp_config
 from fakes.mp_server import FakeMPServer, default_documents, rocksalt, summary_doc
 from optabs.filters import DEFAULT_EXCLUDED
 
@@ -103,7 +103,7 @@ def test_mp_stability_decides_curation_not_the_local_hull(workflow_dir, fake_pot
 
     def curate(*configfiles):
         return subprocess.run(
-            [SNAKEMAKE, "--cores", "2", "results/dataset/dataset.parquet", "--set-resources", "dft_vasp:mpi=''",
+            [SNAKEMAKE, "--cores", "2", "results/dataset/dataset.parquet", *NO_MPI,
              "--configfile", "test.yaml", *configfiles],
             cwd=workflow_dir, capture_output=True, text=True, timeout=300, env=env,
         )
