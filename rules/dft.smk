@@ -41,7 +41,7 @@ rule:
         engine=DFT_ENGINE,
         settings=config["dft"][DFT_ENGINE],
         structure=lambda wc: kept_structure_digest(wc.material_id),
-        workdir=lambda wc: f"{RESULTS}/dft/{wc.material_id}/work",
+        workdir=f"{RESULTS}/dft/{{material_id}}/work",
     threads: 1
     resources:
         **DFT_RESOURCES[DFT_ENGINE],
