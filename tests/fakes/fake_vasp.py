@@ -3,13 +3,14 @@
 
 Run in a directory holding INCAR, POSCAR, KPOINTS and POTCAR, it writes what VASP would write and
 what pymatgen and custodian read: ``vasprun.xml`` (parameters, structures, electronic steps,
-energies, eigenvalues with occupations, a total DOS and, for LOPTICS runs, the
-``<dielectricfunction>`` block), OUTCAR, OSZICAR, CONTCAR, stdout (custodian's ``vasp.out``) and,
-when asked for, CHGCAR/WAVECAR stand-ins. Only the standard library and numpy are imported so one
+energies, eigenvalues with occupations, a total DOS, for LOPTICS runs the ``<dielectricfunction>``
+block, for LEPSILON runs the static dielectric tensors), OUTCAR, OSZICAR, CONTCAR, stdout
+(custodian's ``vasp.out``) and, when asked for, CHGCAR/WAVECAR stand-ins. Only the standard library and numpy are imported so one
 run takes a fraction of a second.
 
 Which kind of run it is comes from the INCAR, as it would for a person reading it:
-LHFCALC -> "hybrid", LOPTICS -> "optics", NSW > 0 -> "relax", otherwise "bandgap".
+LHFCALC -> "hybrid", LOPTICS -> "optics", LEPSILON -> "dfpt", NSW > 0 -> "relax", otherwise
+"bandgap".
 
 The model material (all energies in eV):
   * valence band maximum at 0 and conduction band minimum at ``gap_ev``, both at Gamma, so the
@@ -20,7 +21,18 @@ The model material (all energies in eV):
     has), weights w_j ~ sqrt(E_j - Eg) exp(-(E_j - Eg)/6 eV) scaled so that eps1(0) per axis is
     1 + (eps_inf - 1) * anisotropy[axis]. This is how LOPTICS builds eps (a sum over transitions
     with a complex shift), so eps2 has its onset at the gap and eps1/eps2 obey Kramers-Kronig;
+  * a LEPSILON run (DFPT) writes the clamped-ion dielectric tensor, diagonal per axis
+    1 + (e - 1) * anisotropy[axis]: without local fields e = ``eps_inf`` (what LOPTICS gives at
+    omega = 0, as in VASP), with local fields in DFT (LRPA = .FALSE.) e = ``eps_inf_dfpt``, with
+    Hartree-only local fields (LRPA = .TRUE.) e = 1 + (``eps_inf_dfpt`` - 1) * HARTREE_ONLY; in
+    vasprun.xml as ``epsilon`` (with local fields) and ``epsilon_rpa`` (without), in OUTCAR as the
+    "MACROSCOPIC STATIC DIELECTRIC TENSOR" blocks pymatgen's Outcar reads;
   * a relaxation scales the lattice by ``relax_scale``; total energy ``energy_per_atom_ev`` per atom.
+
+The WAVECAR stand-in records what a real WAVECAR header holds (NBANDS, ISPIN, ENCUT, the cell, the
+k-points) and whether symmetry reduced the mesh (ISYM); a run that reads it (ISTART >= 1 or
+ALGO = Eigenval) with other values fails as VASP would ("plane wave coefficients changed"), and
+its run-log entry gets ``wavecar_mismatch``: the hybrid must run on the band-gap run's inputs.
 
 Control, for tests: the JSON file named by the environment variable OPTABS_FAKE_VASP_CONTROL::
 
@@ -38,6 +50,8 @@ of that name (one material of a workflow run). Error kinds:
                (custodian's VaspErrorHandler sets LREAL = False, then PREC = Accurate)
   zbrent       "ZBRENT: fatal error in bracketing" in stdout, exit code 1
                (VaspErrorHandler copies CONTCAR to POSCAR and tightens EDIFF)
+  rot_matrix   "Found some non-integer element in rotation matrix" in stdout, no outputs, exit
+               code 1 (VaspErrorHandler sets ISYM = 0 for a Gamma-centred mesh)
   unconverged  the last ionic step uses all NELM electronic steps
                (UnconvergedErrorHandler moves ALGO up the ladder Fast -> Normal -> All)
   truncated    vasprun.xml cut off in the middle, as after a crash or a full disk
@@ -71,6 +85,7 @@ MAX_KPOINTS = 40  # stands in for the irreducible wedge: keeps the files small
 DEFAULT_MODEL = {
     "gap_ev": 4.5,
     "eps_inf": 3.0,
+    "eps_inf_dfpt": 2.8,
     "anisotropy": [1.0, 1.0, 1.0],
     "hybrid_gap_per_aexx": 9.0,
     "energy_per_atom_ev": -6.0,
@@ -84,7 +99,9 @@ ERROR_MESSAGES = {
         "ZBRENT: fatal error in bracketing\n     please rerun with smaller EDIFF, or copy CONTCAR\n"
         "     to POSCAR and continue"
     ),
+    "rot_matrix": "Found some non-integer element in rotation matrix",
 }
+HARTREE_ONLY = 0.9  # (eps - 1) with Hartree-only local fields over that with Hartree + xc ones
 
 
 class FakeVaspError(Exception):
@@ -305,6 +322,7 @@ def main() -> int:
         kind = (
             "hybrid" if is_true(tags.get("LHFCALC"))
             else "optics" if is_true(tags.get("LOPTICS"))
+            else "dfpt" if is_true(tags.get("LEPSILON"))
             else "relax" if incar_int(tags, "NSW", 0) > 0
             else "bandgap"
         )
@@ -324,6 +342,9 @@ def main() -> int:
 def run(cwd: Path, tags: dict[str, str], kind: str, error: str | None, model: dict) -> int:
     if error == "crash":
         print(" forrtl: severe (174): SIGSEGV, segmentation fault occurred")
+        return 1
+    if error == "rot_matrix":
+        print(ERROR_MESSAGES[error])
         return 1
     poscar = read_poscar(cwd / "POSCAR")
     potcars = read_potcar(cwd / "POTCAR")
@@ -357,10 +378,14 @@ def run(cwd: Path, tags: dict[str, str], kind: str, error: str | None, model: di
         if not wavecar.is_file():
             raise FakeVaspError("ERROR: while reading WAVECAR, WAVECAR not found (ISTART = 1 / ALGO = Eigenval)")
         header = json.loads(wavecar.read_text())
-        if (header["nbands"], header["ispin"], header["nkpts"]) != (nbands, ispin, nk):
+        here = wavecar_header(tags, poscar["lattice"], kfrac, nbands, ispin)
+        changed = {key: {"WAVECAR": header.get(key), "run": here[key]} for key in here if not same(header.get(key), here[key])}
+        if changed:
+            runs = json.loads((cwd / RUN_LOG).read_text())
+            runs[-1]["wavecar_mismatch"] = changed
+            (cwd / RUN_LOG).write_text(json.dumps(runs, indent=1))
             raise FakeVaspError(
-                "ERROR: while reading WAVECAR, plane wave coefficients changed "
-                f"(WAVECAR {header}, INCAR/KPOINTS nbands={nbands} ispin={ispin} nkpts={nk})"
+                f"ERROR: while reading WAVECAR, plane wave coefficients changed ({', '.join(sorted(changed))} differ)"
             )
 
     gap = float(model["gap_ev"])
@@ -373,7 +398,7 @@ def run(cwd: Path, tags: dict[str, str], kind: str, error: str | None, model: di
     n_ionic = 3 if kind == "relax" else 1
     e_final = float(model["energy_per_atom_ev"]) * nions
     ionic_energies = [e_final + 0.02 * nions * (n_ionic - 1 - i) for i in range(n_ionic)]
-    n_elec = {"relax": 8, "bandgap": 10, "optics": 12, "hybrid": 1}[kind]
+    n_elec = {"relax": 8, "bandgap": 10, "optics": 12, "dfpt": 10, "hybrid": 1}[kind]
     elec_counts = [n_elec] * n_ionic
     if error == "unconverged":
         elec_counts[-1] = nelm
@@ -406,16 +431,17 @@ def run(cwd: Path, tags: dict[str, str], kind: str, error: str | None, model: di
     if is_true(tags.get("LCHARG", "T")):
         (cwd / "CHGCAR").write_text(json.dumps({"fake": "CHGCAR", "ispin": ispin}))
     if is_true(tags.get("LWAVE", "T")):
-        (cwd / "WAVECAR").write_text(json.dumps({"nbands": nbands, "ispin": ispin, "nkpts": nk}))
+        (cwd / "WAVECAR").write_text(json.dumps(wavecar_header(tags, lattice, kfrac, nbands, ispin)))
 
-    write_outcar(cwd, tags, nions, nelect, nbands, nk, ionic_energies, mag, efermi)
+    dfpt = dfpt_tensors(tags, model) if kind == "dfpt" else None
+    write_outcar(cwd, tags, nions, nelect, nbands, nk, ionic_energies, mag, efermi, dfpt)
 
     # vasprun.xml
     nedos = incar_int(tags, "NEDOS", 301)
     xml = vasprun_xml(
         tags=tags, poscar=poscar, potcars=potcars, kpts=kpts, kfrac=kfrac, lattice0=lattice0, lattice=lattice,
         nelect=nelect, nbands=nbands, ispin=ispin, nelm=nelm, ionic_energies=ionic_energies,
-        elec_counts=elec_counts, eig=eig, occ=occ, efermi=efermi, nedos=nedos, kind=kind, model=model,
+        elec_counts=elec_counts, eig=eig, occ=occ, efermi=efermi, nedos=nedos, kind=kind, model=model, dfpt=dfpt,
     )
     if error == "truncated":
         xml = xml[: len(xml) // 2]
@@ -424,7 +450,40 @@ def run(cwd: Path, tags: dict[str, str], kind: str, error: str | None, model: di
     return 1 if error == "zbrent" else 0
 
 
-def write_outcar(cwd, tags, nions, nelect, nbands, nk, ionic_energies, mag, efermi) -> None:
+def wavecar_header(tags: dict[str, str], lattice: np.ndarray, kfrac: np.ndarray, nbands: int, ispin: int) -> dict:
+    """What a WAVECAR records of the run that wrote it (and whether symmetry reduced its k-points)."""
+    return {
+        "nbands": nbands, "ispin": ispin, "nkpts": len(kfrac), "encut": incar_float(tags, "ENCUT", 400.0),
+        "lattice": np.round(lattice, 8).tolist(), "kpoints": np.round(kfrac, 8).tolist(),
+        "symmetry": incar_int(tags, "ISYM", 2) != 0,
+    }
+
+
+def same(a, b) -> bool:
+    if isinstance(a, (list, float)) or isinstance(b, (list, float)):
+        try:
+            return np.shape(a) == np.shape(b) and bool(np.allclose(a, b, atol=1e-6))
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def dfpt_tensors(tags: dict[str, str], model: dict) -> dict[str, np.ndarray]:
+    """The LEPSILON run's 3x3 tensors: without local fields, and with them (DFT or Hartree only)."""
+    anisotropy = np.asarray(model["anisotropy"], dtype=float)
+    lrpa = is_true(tags.get("LRPA", "F"))
+    with_lf = float(model["eps_inf_dfpt"]) - 1.0
+    if lrpa:
+        with_lf *= HARTREE_ONLY
+    return {
+        "no_local_fields": np.diag(1.0 + (float(model["eps_inf"]) - 1.0) * anisotropy),
+        "local_fields": np.diag(1.0 + with_lf * anisotropy),
+        "local_fields_label": "including local field effects in RPA (Hartree)" if lrpa
+        else "including local field effects in DFT",
+    }
+
+
+def write_outcar(cwd, tags, nions, nelect, nbands, nk, ionic_energies, mag, efermi, dfpt=None) -> None:
     lines = [
         f" vasp.{VERSION} 18Apr23 (build Jan 01 2024 00:00:00) complex",
         " running on    1 total cores",
@@ -439,6 +498,8 @@ def write_outcar(cwd, tags, nions, nelect, nbands, nk, ionic_energies, mag, efer
         f"   NELECT = {nelect:12.4f}    total number of electrons",
         "",
     ]
+    if dfpt is not None:
+        lines.insert(-1, "   LEPSILON=     T    determine dielectric tensor")
     for energy in ionic_energies:
         lines += [
             f" E-fermi : {efermi:10.4f}     XC(G=0):  -6.0000     alpha+bet : -4.0000",
@@ -449,6 +510,13 @@ def write_outcar(cwd, tags, nions, nelect, nbands, nk, ionic_energies, mag, efer
             f"  energy  without entropy= {energy:18.8f}  energy(sigma->0) = {energy:18.8f}",
             "",
         ]
+    if dfpt is not None:
+        for label, tensor in (("excluding local field effects", dfpt["no_local_fields"]),
+                              (dfpt["local_fields_label"], dfpt["local_fields"])):
+            lines += [f" MACROSCOPIC STATIC DIELECTRIC TENSOR ({label})",
+                      " -------------------------------------"]
+            lines += ["  " + " ".join(f"{v:12.6f}" for v in row) for row in tensor]
+            lines += [" -------------------------------------", ""]
     lines += [
         f" number of electron {nelect:15.7f} magnetization {mag:15.7f}",
         "",
@@ -465,7 +533,7 @@ def write_outcar(cwd, tags, nions, nelect, nbands, nk, ionic_energies, mag, efer
 
 
 def vasprun_xml(*, tags, poscar, potcars, kpts, kfrac, lattice0, lattice, nelect, nbands, ispin, nelm,
-                ionic_energies, elec_counts, eig, occ, efermi, nedos, kind, model) -> str:
+                ionic_energies, elec_counts, eig, occ, efermi, nedos, kind, model, dfpt=None) -> str:
     nions = len(poscar["symbols"])
     parameters = {
         "PREC": "accurate", "ENCUT": tags.get("ENCUT", "400"), "NELECT": f"{nelect:.8f}", "ISPIN": str(ispin),
@@ -514,9 +582,19 @@ def vasprun_xml(*, tags, poscar, potcars, kpts, kfrac, lattice0, lattice, nelect
         out.append(" <calculation>")
         for j in range(1, n_e + 1):
             e_j = energy + 10.0 * 0.3 ** j if j < n_e else energy
-            out += ["  <scstep>", "   <energy>", f'    <i name="e_fr_energy"> {e_j:16.8f} </i>',
+            # VASP itemises the energy in the last step of an SCF; pymatgen's converged_electronic
+            # finds the end of a LEPSILON run's SCF by it
+            parts = ([f'    <i name="{name}"> {value:16.8f} </i>' for name, value in
+                      (("alphaZ", 0.1), ("ewald", -10.0), ("hartreedc", -5.0), ("eentropy", 0.0))]
+                     if j == n_e and dfpt is not None else [])
+            out += ["  <scstep>", "   <energy>", *parts, f'    <i name="e_fr_energy"> {e_j:16.8f} </i>',
                     f'    <i name="e_wo_entrp"> {e_j:16.8f} </i>', f'    <i name="e_0_energy"> {e_j:16.8f} </i>',
                     "   </energy>", "  </scstep>"]
+        if dfpt is not None:  # the linear-response iterations follow the SCF as further <scstep>s
+            for _ in range(4):
+                out += ["  <scstep>", "   <energy>", f'    <i name="e_fr_energy"> {energy:16.8f} </i>',
+                        f'    <i name="e_wo_entrp"> {energy:16.8f} </i>', f'    <i name="e_0_energy"> {energy:16.8f} </i>',
+                        "   </energy>", "  </scstep>"]
         out.append(structure_xml(step_lattice, poscar["frac"], None))
         out += ['  <varray name="forces">'] + ["   <v>" + fmt_vec([0.0] * 3) + " </v>"] * nions + ["  </varray>"]
         out += ['  <varray name="stress">'] + ["   <v>" + fmt_vec([0.0] * 3) + " </v>"] * 3 + ["  </varray>"]
@@ -525,6 +603,10 @@ def vasprun_xml(*, tags, poscar, potcars, kpts, kfrac, lattice0, lattice, nelect
                 "  </energy>"]
         if i == n_ionic - 1:
             out += final_blocks(tags, kfrac, eig, occ, efermi, nedos, kind, model, ispin)
+            if dfpt is not None:
+                for name, key in (("epsilon", "local_fields"), ("epsilon_rpa", "no_local_fields")):
+                    out += [f'  <varray name="{name}">'] + [f"   <v>{fmt_vec(row)} </v>" for row in dfpt[key]]
+                    out += ["  </varray>"]
         out.append(" </calculation>")
     out += [structure_xml(lattice, poscar["frac"], "finalpos"), "</modeling>"]
     return "\n".join(out) + "\n"

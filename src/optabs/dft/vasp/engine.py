@@ -1,4 +1,4 @@
-"""The VASP engine: relax -> bandgap -> optics -> hybrid, each step run by custodian."""
+"""The VASP engine: relax -> bandgap -> optics -> dfpt -> hybrid, each step run by custodian."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from custodian.custodian import Custodian, CustodianError, ValidationError
 from custodian.vasp.jobs import VaspJob
 from custodian.vasp.validators import VasprunXMLValidator
@@ -22,14 +23,15 @@ from pymatgen.io.vasp.outputs import UnconvergedVASPWarning, Vasprun
 from optabs.dft.result import DielectricResult
 from optabs.dft.vasp.helpers import (
     _step_error,
+    dfpt_dielectric_constant,
     direct_gap_ev,
     electronic_dielectric_constant,
-    nsc_dd_mixing,
     standard_handlers,
 )
 from optabs.dft.vasp.inputs import (
     _as_structure,
     write_bandgap_inputs,
+    write_dfpt_inputs,
     write_hybrid_inputs,
     write_optics_inputs,
     write_relax_inputs,
@@ -65,7 +67,7 @@ class VaspEngine:
         self.settings = settings or VaspSettings()
 
     def run(self, material_id: str, structure: Any, workdir: str | Path) -> DielectricResult:
-        """Run relax -> bandgap -> optics -> hybrid in ``workdir/<step>``.
+        """Run relax -> bandgap -> optics -> dfpt -> hybrid in ``workdir/<step>``.
 
         Each step folder is emptied first: a rerun never reads the outputs of an earlier attempt.
         Raises :class:`CalculationError` (naming the step, the file and the log) on a failure worth
@@ -81,7 +83,7 @@ class VaspEngine:
             structure, ispin = chain.relax(structure)
         structure, vr_gap, gap_ispin = chain.bandgap(structure, ispin)
         energy, eps_real, eps_imag, vr_opt = chain.optics(structure, vr_gap, gap_ispin)
-        gap_details, (dft_gap, dft_direct_gap, corrected_gap) = chain.gaps(structure, vr_gap, vr_opt, gap_ispin, energy, eps_real)
+        gap_details, (dft_gap, dft_direct_gap, corrected_gap) = chain.gaps(structure, vr_gap, vr_opt, energy, eps_real)
         return DielectricResult(
             material_id=material_id,
             engine=self.name,
@@ -258,27 +260,46 @@ class _Chain:
         return energy, eps_real, eps_imag, vr_opt
 
     def gaps(
-        self, structure: Structure, vr_gap: Vasprun, vr_opt: Vasprun, gap_ispin: int, energy: Any, eps_real: Any
+        self, structure: Structure, vr_gap: Vasprun, vr_opt: Vasprun, energy: Any, eps_real: Any
     ) -> tuple[dict[str, Any], tuple[float, float, float]]:
-        """The gap details and (DFT gap, DFT direct gap, corrected gap) in eV, running the hybrid step if asked."""
+        """The gap details and (DFT gap, DFT direct gap, corrected gap) in eV, running dfpt and hybrid if asked."""
         d_gap, d_opt = self.workdir / "bandgap", self.workdir / "optics"
         dft_gap, dft_direct_gap = VaspEngine._gaps(vr_opt, self.material_id, "optics", d_opt)
-        eps_inf, eps_inf_diagonal = electronic_dielectric_constant(energy, eps_real)
+        eps_optics, eps_optics_diagonal = electronic_dielectric_constant(energy, eps_real)
         pbesol_gap_scf, _ = VaspEngine._gaps(vr_gap, self.material_id, "bandgap", d_gap)
         gap_details: dict[str, Any] = {
             "method": GAP_METHOD if self.settings.nsc_dd else "none",
             "dft_gap_source": "optics run eigenvalues (PBEsol+U, optics k-mesh)",
-            "eps_inf": eps_inf,
-            "eps_inf_diagonal": eps_inf_diagonal.tolist(),
-            "eps_inf_source": "trace/3 of Re eps(omega=0) of the LOPTICS run (independent particles, no local fields)",
+            "eps_inf_optics": eps_optics,
+            "eps_inf_optics_diagonal": eps_optics_diagonal.tolist(),
+            "eps_inf_dfpt": None,
+            "eps_inf_dfpt_tensor": None,
+            "eps_inf_dfpt_no_local_fields": None,
             "pbesol_gap_bandgap_mesh_ev": pbesol_gap_scf,
         }
+        method = self.settings.eps_inf_method if self.settings.nsc_dd else "optics"
+        if method == "dfpt":
+            eps_dfpt, tensor, eps_no_lf = self.dfpt(structure)
+            gap_details.update(
+                eps_inf_dfpt=eps_dfpt, eps_inf_dfpt_tensor=tensor.tolist(), eps_inf_dfpt_no_local_fields=eps_no_lf
+            )
+            eps_inf, diagonal = eps_dfpt, np.diag(tensor)
+            source = (
+                "trace/3 of the DFPT electronic dielectric tensor of the dfpt run (LEPSILON, LRPA = .FALSE.: "
+                "clamped ions, local fields in DFT; vasprun.xml 'epsilon')"
+            )
+        else:
+            eps_inf, diagonal = eps_optics, eps_optics_diagonal
+            source = "trace/3 of Re eps(omega=0) of the LOPTICS run (independent particles, no local fields)"
+        gap_details.update(
+            eps_inf_method=method, eps_inf=eps_inf, eps_inf_diagonal=np.asarray(diagonal).tolist(), eps_inf_source=source
+        )
         if not self.settings.nsc_dd:
             return gap_details, (dft_gap, dft_direct_gap, dft_gap)
-        hybrid_gap, hybrid_direct_gap = self.hybrid(structure, vr_gap, gap_ispin, eps_inf)
+        hybrid_gap, hybrid_direct_gap, aexx = self.hybrid(vr_gap, eps_inf, method)
         delta = hybrid_gap - pbesol_gap_scf
         gap_details.update(
-            aexx=nsc_dd_mixing(eps_inf),
+            aexx=aexx,
             hfscreen=0.0,
             hybrid_gap_ev=hybrid_gap,
             hybrid_direct_gap_ev=hybrid_direct_gap,
@@ -288,28 +309,46 @@ class _Chain:
         )
         return gap_details, (dft_gap, dft_direct_gap, dft_gap + delta)
 
-    def hybrid(self, structure: Structure, vr_gap: Vasprun, gap_ispin: int, eps_inf: float) -> tuple[float, float]:
-        """The non-self-consistent dielectric-dependent hybrid (AEXX = 1/eps_inf); its (gap, direct gap) in eV."""
-        d_opt = self.workdir / "optics"
+    def dfpt(self, structure: Structure) -> tuple[float, Any, float | None]:
+        """The DFPT (LEPSILON) run: eps_inf = trace/3, the 3x3 tensor, and trace/3 without local fields (or None)."""
+        d = self.folder("dfpt")
+        ispin = self.ispins.get("optics", 1)  # the magnetic state the optics step settled on
+        write_dfpt_inputs(structure, self.settings, d, ispin=ispin)
+        vr = self.run_step("dfpt", d, ispin)
+        try:
+            eps_inf, tensor = dfpt_dielectric_constant(vr.epsilon_static)
+        except ValueError as exc:
+            raise _step_error(
+                f"{self.material_id}: VASP step 'dfpt': {d / 'vasprun.xml'} has no usable electronic dielectric "
+                f"tensor <varray name=\"epsilon\"> ({exc}); was LEPSILON = .TRUE. in {d / 'INCAR'}?",
+                "dfpt",
+                d / "vasp.out",
+            ) from exc
+        try:
+            eps_no_lf: float | None = dfpt_dielectric_constant(vr.epsilon_static_wolfe)[0]
+        except ValueError:
+            eps_no_lf = None  # informative only: VASP versions differ in writing it
+        return eps_inf, tensor, eps_no_lf
+
+    def hybrid(self, vr_gap: Vasprun, eps_inf: float, method: str) -> tuple[float, float, float]:
+        """The non-self-consistent dielectric-dependent hybrid on the bandgap run's final inputs and WAVECAR.
+
+        Returns (gap, direct gap, AEXX), the gaps in eV.
+        """
+        d_gap = self.workdir / "bandgap"
+        source = self.workdir / ("dfpt" if method == "dfpt" else "optics")
         if not (math.isfinite(eps_inf) and eps_inf > 1.0):
             raise _step_error(
-                f"{self.material_id}: VASP step 'hybrid' needs eps_inf > 1 for AEXX = 1/eps_inf, but the optics run "
-                f"{d_opt / 'vasprun.xml'} gives eps_inf = {eps_inf}",
+                f"{self.material_id}: VASP step 'hybrid' needs eps_inf > 1 for AEXX = 1/eps_inf, but the {method} run "
+                f"{source / 'vasprun.xml'} gives eps_inf = {eps_inf}",
                 "hybrid",
-                d_opt / "vasp.out",
+                source / "vasp.out",
             )
+        self.engine._needed(d_gap / "WAVECAR", self.material_id)
         d_hyb = self.folder("hybrid")
-        write_hybrid_inputs(
-            structure,
-            self.settings,
-            d_hyb,
-            eps_inf=eps_inf,
-            nbands=int(vr_gap.parameters["NBANDS"]),
-            ispin=gap_ispin,
-            wavecar=self.engine._needed(self.workdir / "bandgap" / "WAVECAR", self.material_id),
-        )
-        vr_hyb = self.run_step("hybrid", d_hyb, gap_ispin)
-        return VaspEngine._gaps(vr_hyb, self.material_id, "hybrid", d_hyb)
+        incar = write_hybrid_inputs(d_gap, d_hyb, eps_inf=eps_inf, nbands=int(vr_gap.parameters["NBANDS"]))
+        vr_hyb = self.run_step("hybrid", d_hyb, int(incar.get("ISPIN", 1)))
+        return (*VaspEngine._gaps(vr_hyb, self.material_id, "hybrid", d_hyb), float(incar["AEXX"]))
 
     def record(self, vr_gap: Vasprun) -> dict[str, Any]:
         """Every setting and input that produced the result, per step."""

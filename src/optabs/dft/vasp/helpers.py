@@ -53,14 +53,25 @@ def optics_nbands(nelect: float, n_ions: int, nbands_factor: float, spin_polariz
     return int(math.ceil(nbands_factor * default))
 
 
-def hubbard_u_incar(structure: Structure, u_values: Mapping[str, float]) -> dict[str, Any]:
+def hubbard_u_anion(structure: Structure) -> str:
+    """The element whose U table applies: the most electronegative one present (pymatgen's rule)."""
+    elements = sorted(structure.composition.elements, key=lambda el: el.X)
+    return elements[-1].symbol
+
+
+def hubbard_u_incar(structure: Structure, u_values: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
     """INCAR tags of the +U map for the elements present (Dudarev, LDAUTYPE = 2).
 
+    ``u_values`` is the Materials Project's nested form ``{anion: {element: U in eV}}``: the table
+    of the structure's most electronegative element applies (``"O"`` for oxides, ``"F"`` for
+    fluorides, as in pymatgen's MPRelaxSet), so a sulfide or selenide of the same metal gets no U.
     Element-keyed dicts, which pymatgen's input sets turn into per-species lists in POSCAR order
-    (0 for species without U). No element with U > 0 present: ``{"LDAU": False}``.
+    (0 for species without U). No table for the anion, or no element with U > 0 present:
+    ``{"LDAU": False}``.
     """
     present = {el.symbol for el in structure.composition.elements}
-    u = {el: float(v) for el, v in u_values.items() if el in present and v > 0}
+    table = u_values.get(hubbard_u_anion(structure), {})
+    u = {el: float(v) for el, v in table.items() if el in present and v > 0}
     if not u:
         return {"LDAU": False}
     return {
@@ -91,6 +102,17 @@ def electronic_dielectric_constant(energy_ev: np.ndarray, eps_real: np.ndarray) 
     return float(diagonal.mean()), diagonal
 
 
+def dfpt_dielectric_constant(tensor: Any) -> tuple[float, np.ndarray]:
+    """eps_inf = trace/3 of the DFPT electronic dielectric tensor (3, 3), and the tensor as an array.
+
+    Raises ValueError when ``tensor`` is not a finite 3x3 array (e.g. the run wrote none).
+    """
+    arr = np.asarray(tensor, dtype=float)
+    if arr.shape != (3, 3) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"expected a finite 3x3 dielectric tensor, got {tensor!r}")
+    return float(np.trace(arr) / 3.0), arr
+
+
 def direct_gap_ev(eigenvalues: Mapping[Any, np.ndarray], occu_tol: float = 1e-8) -> float:
     """Smallest vertical gap (same k-point, same spin) in eV; 0 for a metal.
 
@@ -110,7 +132,8 @@ def direct_gap_ev(eigenvalues: Mapping[Any, np.ndarray], occu_tol: float = 1e-8)
 def standard_handlers(step: str) -> list:
     """custodian's standard VASP handler set (as atomate2 uses it) for one step.
 
-    The hybrid step leaves out ``UnconvergedErrorHandler``: NELM = 1 is how it is non-self-consistent,
+    Every step, the DFPT one included, gets the same set, except that the hybrid step leaves out
+    ``UnconvergedErrorHandler``: NELM = 1 is how it is non-self-consistent,
     and pymatgen counts a run that used all NELM electronic steps as unconverged.
     """
     handlers = [

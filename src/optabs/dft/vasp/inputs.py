@@ -1,4 +1,9 @@
-"""VASP input sets of the four steps (relax, bandgap, optics, hybrid) and writing them to disk."""
+"""VASP inputs of the five steps (relax, bandgap, optics, dfpt, hybrid) and writing them to disk.
+
+The first four are pymatgen input sets generated from the structure; the hybrid is not
+generated: it is the bandgap run's final inputs (custodian's corrections included) with the
+hybrid tags changed (:func:`write_hybrid_inputs`).
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,16 @@ from pathlib import Path
 from typing import Any, cast
 
 from pymatgen.core import SETTINGS, Structure
-from pymatgen.io.vasp.inputs import VaspInput
+from pymatgen.io.vasp.inputs import Incar, VaspInput
 from pymatgen.io.vasp.sets import MPNonSCFSet, MPRelaxSet, MPStaticSet, VaspInputSet
 
 from optabs.dft.vasp.helpers import hubbard_u_incar, nsc_dd_mixing, optics_nbands
-from optabs.dft.vasp.settings import RELAX_EDIFF, RELAX_EDIFFG, SCF_EDIFF, VaspSettings
+from optabs.dft.vasp.settings import DFPT_SIGMA, RELAX_EDIFF, RELAX_EDIFFG, SCF_EDIFF, VaspSettings
 from optabs.errors import InputError
 
 _EXPECTED_WARNINGS = (
     # We choose the POTCAR set on purpose (PBE_54 by default, MP's yaml says PBE).
     "Overriding the POTCAR functional",
-    # ALGO = Eigenval with LHFCALC is the non-self-consistent hybrid; pymatgen only knows SCF hybrids.
-    "Hybrid functionals only support Algo",
 )
 
 
@@ -118,30 +121,70 @@ def optics_input_set(structure: Structure, settings: VaspSettings, *, ispin: int
     return input_set
 
 
-def hybrid_input_set(
-    structure: Structure, settings: VaspSettings, *, eps_inf: float, nbands: int, ispin: int = 2
-) -> MPStaticSet:
-    """The one-shot nsc-dd hybrid (AEXX = 1/eps_inf, ALGO = Eigenval, NELM = 1) without +U."""
+def dfpt_input_set(structure: Structure, settings: VaspSettings, *, ispin: int = 2) -> MPStaticSet:
+    """The DFPT run for eps_inf: the electronic (clamped-ion) dielectric tensor with local fields.
+
+    pymatgen's ``MPStaticSet(lepsilon=True)`` (the Materials Project's dielectric runs) sets
+    LEPSILON, LPEAD = .TRUE., IBRION = 8 and NSW = 1; IBRION = 8 adds the ionic (phonon) response,
+    which eps_inf does not contain, so this run keeps LEPSILON and LPEAD with IBRION = -1, NSW = 0:
+    the VASP wiki (LEPSILON) says LEPSILON alone "determines the static ion-clamped dielectric
+    matrix ... with and without local field effects", and (LRPA) that LRPA = .FALSE. includes the
+    changes of the exchange-correlation potential as well as the Hartree one, reported as
+    "MACROSCOPIC STATIC DIELECTRIC TENSOR (including local field effects in DFT)" (vasprun.xml:
+    ``epsilon``, pymatgen's ``Vasprun.epsilon_static``). Gaussian smearing ISMEAR = 0 with
+    SIGMA = 0.01 eV as in the wiki's LEPSILON example (linear response of an insulator; no
+    tetrahedra). No LOPTICS and no extra bands: DFPT needs only the occupied states. It runs
+    self-consistently on the optics k-mesh (``kpoints_density``), so that its eps_inf and the
+    LOPTICS Re eps(0) differ by the local fields and not by the mesh.
+    """
     structure = _as_structure(structure)
     tags = {
-        "LHFCALC": True,
-        "AEXX": nsc_dd_mixing(eps_inf),
-        "HFSCREEN": 0.0,  # unscreened: PBE0-type
-        "ALGO": "Eigenval",
-        "NELM": 1,
-        "ISTART": 1,
-        "NBANDS": int(nbands),
         "ISPIN": ispin,
+        "LEPSILON": True,
+        "LRPA": False,
+        "LPEAD": True,
+        "IBRION": -1,
+        "NSW": 0,
+        "ISMEAR": 0,
+        "SIGMA": DFPT_SIGMA,
         "EDIFF": SCF_EDIFF,
         "LWAVE": False,
         "LCHARG": False,
         "LORBIT": None,
     }
-    incar = _incar(structure, settings, **tags)
-    # Exact exchange takes the place of the U: no LDAU tags in the hybrid.
-    incar = {k: v for k, v in incar.items() if not k.startswith("LDAU")} | {"LDAU": False}
-    incar.update(settings.incar_overrides)
-    return _static_set(structure, settings, incar)
+    density: Any = settings.kpoints_density
+    return MPStaticSet(
+        structure,
+        reciprocal_density=density,
+        force_gamma=True,
+        user_incar_settings=_incar(structure, settings, **tags),
+        user_potcar_functional=_potcar_functional(settings),
+    )
+
+
+def hybrid_incar(bandgap_incar: Mapping[str, Any], *, eps_inf: float, nbands: int) -> Incar:
+    """The one-shot nsc-dd hybrid's INCAR: the bandgap run's final INCAR with only the hybrid tags changed.
+
+    LHFCALC, AEXX = 1/eps_inf, HFSCREEN = 0 (PBE0-type), ALGO = Eigenval, NELM = 1, ISTART = 1
+    (the bandgap WAVECAR), NBANDS = ``nbands`` (the bandgap run's, written out because VASP chose
+    it), no WAVECAR/CHGCAR written, no ICHARG (a density file is not read) and no +U: exact
+    exchange takes the place of the U. Everything else (ENCUT, PREC, LREAL, ISYM, ISPIN, MAGMOM,
+    EDIFF, the user's overrides, custodian's corrections) stays as the bandgap run had it.
+    """
+    incar = {k: v for k, v in dict(bandgap_incar).items() if not k.startswith("LDAU") and k != "ICHARG"}
+    incar.update(
+        LDAU=False,
+        LHFCALC=True,
+        AEXX=nsc_dd_mixing(eps_inf),
+        HFSCREEN=0.0,
+        ALGO="Eigenval",
+        NELM=1,
+        ISTART=1,
+        NBANDS=int(nbands),
+        LWAVE=False,
+        LCHARG=False,
+    )
+    return Incar(incar)
 
 
 def _write(make_set: Callable[[], VaspInputSet], settings: VaspSettings, directory: str | Path) -> VaspInput:
@@ -178,25 +221,32 @@ def write_optics_inputs(
     return vasp_input
 
 
-def write_hybrid_inputs(
-    structure: Structure,
-    settings: VaspSettings,
-    directory: str | Path,
-    *,
-    eps_inf: float,
-    nbands: int,
-    ispin: int = 2,
-    wavecar: str | Path | None = None,
+def write_dfpt_inputs(
+    structure: Structure, settings: VaspSettings, directory: str | Path, *, ispin: int = 2
 ) -> VaspInput:
-    """Write the nsc-dd hybrid run (AEXX = 1/eps_inf); ``wavecar``, the bandgap run's WAVECAR, is copied in.
+    """Write the DFPT (LEPSILON) run for eps_inf into ``directory``."""
+    return _write(lambda: dfpt_input_set(structure, settings, ispin=ispin), settings, directory)
 
-    ``nbands`` and ``ispin`` must be those of the run that wrote the WAVECAR.
+
+HYBRID_COPIED = ("KPOINTS", "POSCAR", "POTCAR", "WAVECAR")
+
+
+def write_hybrid_inputs(bandgap_dir: str | Path, directory: str | Path, *, eps_inf: float, nbands: int) -> Incar:
+    """Write the nsc-dd hybrid run from the bandgap run's final inputs; returns its INCAR.
+
+    KPOINTS, POSCAR, POTCAR and WAVECAR are copied from ``bandgap_dir`` as they are after the run
+    (custodian's corrections included), so the hybrid reads the WAVECAR with the mesh, cell, cutoff
+    and band count that wrote it; the INCAR is :func:`hybrid_incar` of the bandgap's INCAR.
+    ``nbands``: the bandgap run's NBANDS (its vasprun.xml). Raises :class:`InputError` naming a
+    missing file.
     """
-    vasp_input = _write(
-        lambda: hybrid_input_set(structure, settings, eps_inf=eps_inf, nbands=nbands, ispin=ispin),
-        settings,
-        directory,
-    )
-    if wavecar is not None:
-        shutil.copyfile(wavecar, Path(directory) / "WAVECAR")
-    return vasp_input
+    bandgap_dir, directory = Path(bandgap_dir), Path(directory)
+    for name in ("INCAR", *HYBRID_COPIED):
+        if not (bandgap_dir / name).is_file():
+            raise InputError(f"the hybrid step starts from the bandgap run's {name}, but {bandgap_dir / name} is missing")
+    incar = hybrid_incar(Incar.from_file(str(bandgap_dir / "INCAR")), eps_inf=eps_inf, nbands=nbands)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in HYBRID_COPIED:
+        shutil.copyfile(bandgap_dir / name, directory / name)
+    incar.write_file(str(directory / "INCAR"))
+    return incar
