@@ -298,28 +298,39 @@ def slurm_job_running_in(folder: Path) -> str | None:
     return None
 
 
-def test_scancel_of_a_running_dft_job_is_retried_with_more_time(slurm_cluster, site, tmp_path, fake_potcars):
-    # the stand-in VASP waits 30 s in CrO3-Ama2's folder: long enough to cancel that job while it runs
-    slow = "CrO3-Ama2"
-    workflow_dir, env = vasp_workflow(tmp_path / "wf", fake_potcars, {"sleep": {"seconds": 30, "only_in": slow}})
+def run_and_cancel(cluster, workflow_dir: Path, command: list[str], env: dict, running_job, after_cancel=None,
+                   timeout: float = 420) -> tuple[int, str, str]:
+    """Start ``command`` (a snakemake run) in ``workflow_dir``; once ``running_job()`` names a SLURM
+    job id, ``scancel`` it and call ``after_cancel()``; wait for snakemake to end. Returns its exit
+    code, its stderr and the cancelled job's id."""
     log = open(workflow_dir / "snakemake.stderr", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(slurm_command("results/dft/summary.csv", "--set-resources", f"dft_vasp:tasks={VASP_TASKS}"),
-                            cwd=workflow_dir, stdout=subprocess.DEVNULL, stderr=log,
-                            env=job_env(slurm_cluster, {**site, **env}))
+    proc = subprocess.Popen(command, cwd=workflow_dir, stdout=subprocess.DEVNULL, stderr=log, env=job_env(cluster, env))
     try:
-        # find the job by its running VASP
-        job_id = wait_until(lambda: slurm_job_running_in(workflow_dir / "results/dft" / slow), 240,
-                            f"no SLURM job running VASP for {slow}")
-        slurm_cluster.command("scancel", job_id)
-        # the next attempt runs at full speed (the stand-in reads its control file on every run)
-        (workflow_dir / "fake_control.json").write_text(json.dumps({"require_mpi": {"ntasks": VASP_TASKS}}))
-        returncode = proc.wait(timeout=420)
+        job_id = wait_until(running_job, 400, "the job to cancel did not start")
+        cluster.command("scancel", job_id)
+        if after_cancel:
+            after_cancel()
+        returncode = proc.wait(timeout=timeout)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         log.close()
-    stderr = (workflow_dir / "snakemake.stderr").read_text()
+    return returncode, (workflow_dir / "snakemake.stderr").read_text(), job_id
+
+
+def test_scancel_of_a_running_dft_job_is_retried_with_more_time(slurm_cluster, site, tmp_path, fake_potcars):
+    # the stand-in VASP waits 30 s in CrO3-Ama2's folder: long enough to cancel that job while it runs
+    slow = "CrO3-Ama2"
+    workflow_dir, env = vasp_workflow(tmp_path / "wf", fake_potcars, {"sleep": {"seconds": 30, "only_in": slow}})
+    # cancel the job running VASP for the slow material; the next attempt runs at full speed (the
+    # stand-in reads its control file on every run)
+    control = workflow_dir / "fake_control.json"
+    returncode, stderr, job_id = run_and_cancel(
+        slurm_cluster, workflow_dir,
+        slurm_command("results/dft/summary.csv", "--set-resources", f"dft_vasp:tasks={VASP_TASKS}"), {**site, **env},
+        running_job=lambda: slurm_job_running_in(workflow_dir / "results/dft" / slow),
+        after_cancel=lambda: control.write_text(json.dumps({"require_mpi": {"ntasks": VASP_TASKS}})))
     # the rule's `retries: 2` submits the cancelled job again; the workflow finishes
     assert returncode == 0, stderr[-6000:]
     # the failed job's SLURM log (show-failed-logs), then the retry
@@ -364,22 +375,15 @@ def test_training_cancelled_on_slurm_resumes_and_ends_as_an_uninterrupted_run(sl
     workflow_dir = copy_workflow(tmp_path / "slurm")
     use_config(workflow_dir, settings)
     train_log = workflow_dir / "logs/model/train.log"
-    log = open(workflow_dir / "snakemake.stderr", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(slurm_command(target, *ONE_THREAD), cwd=workflow_dir, stdout=subprocess.DEVNULL,
-                            stderr=log, env=job_env(slurm_cluster, site))
-    try:
-        # cancel the training job once it has finished its third epoch (it runs 12)
-        wait_until(lambda: train_log.is_file() and f"epoch 3/{RESUME_EPOCHS}:" in train_log.read_text(), 400,
-                   "training did not finish epoch 3")
-        (first,) = [j for j in slurm_cluster.jobs(workflow_dir) if rule_of(j) == "model_train"]
-        slurm_cluster.command("scancel", first["JobId"])
-        returncode = proc.wait(timeout=400)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-    stderr = (workflow_dir / "snakemake.stderr").read_text()
+
+    def training_after_epoch_3() -> str | None:
+        """The training job's id once it has finished its third epoch (it runs 12)."""
+        if not (train_log.is_file() and f"epoch 3/{RESUME_EPOCHS}:" in train_log.read_text()):
+            return None
+        return next(j["JobId"] for j in slurm_cluster.jobs(workflow_dir) if rule_of(j) == "model_train")
+
+    returncode, stderr, _ = run_and_cancel(slurm_cluster, workflow_dir, slurm_command(target, *ONE_THREAD), site,
+                                           running_job=training_after_epoch_3)
     assert returncode == 0, stderr[-6000:]
     trains = by_rule(slurm_cluster.jobs(workflow_dir))["model_train"]
     assert [j["JobState"] for j in trains] == ["CANCELLED", "COMPLETED"]
