@@ -1,5 +1,5 @@
 """DAG scaling: ``snakemake -n`` wall time with 1,000 and 10,000 materials (goal: 10,000 under
-30 s, and the 10k/1k time ratio under 12), and for ``configs/database.yaml`` on the shared oxides.
+15 s, and the 10k/1k time ratio under 12), and for ``configs/database.yaml`` on the shared oxides.
 
 Run: ``python benchmarks/bench_dag.py`` (prints JSON; ``OPTABS_BENCH_QUICK=1``: 100 and 1,000).
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import SHARED_DATA, SNAKEMAKE, copy_workflow, measure, quick  # noqa: E402
 from fakes.dag import job_counts, synthetic_kept  # noqa: E402
 
-GOAL_10K_S = 30.0
+GOAL_10K_S = 15.0  # issue 19: the 10,000-material dry run stays under 15 s (it was 15.5 s when set)
 GOAL_RATIO = 12.0
 
 

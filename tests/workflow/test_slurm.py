@@ -260,23 +260,21 @@ def test_vasp_runs_under_srun_with_its_tasks_and_custodian_still_corrects(slurm_
 
 
 def test_bundling_is_opt_in_and_cuts_sbatch_submissions(slurm_cluster, site, tmp_path, fake_potcars):
-    """Ten materials: ten sbatch jobs as the profiles stand; three with --groups/--group-components
-    (bundles of 4, 4 and 2), each bundle capped to a node's memory by --resources."""
+    """Ten materials in three sbatch jobs with --groups/--group-components (bundles of 4, 4 and 2),
+    each bundle capped to a node's memory by --resources. As the profiles stand, each material is
+    its own sbatch job (the srun test above: three materials, three jobs)."""
     bundle = ("--groups", "dft_vasp=dft", "--group-components", "dft=4", "--resources", "mem_mb=128000")
-    counts = {}
-    for name, grouping in (("one_per_material", ()), ("bundled", bundle)):
-        workflow_dir, env = vasp_workflow(tmp_path / name, fake_potcars, ids=BUNDLE_SUBSET)
-        proc = run_slurm(slurm_cluster, workflow_dir, "results/dft/summary.csv",
-                         "--set-resources", f"dft_vasp:tasks={VASP_TASKS}", *grouping, env={**site, **env})
-        assert proc.returncode == 0, proc.stderr[-6000:]
-        summary = pd.read_csv(workflow_dir / "results/dft/summary.csv")
-        assert sorted(summary.material_id) == sorted(BUNDLE_SUBSET) and (summary.status == "ok").all()
-        jobs = dft_submissions(slurm_cluster, workflow_dir)
-        assert all(j["JobState"] == "COMPLETED" and j["Partition"] == "cpu" for j in jobs)
-        counts[name] = len(jobs)
-    assert counts == {"one_per_material": 10, "bundled": 3}
+    workflow_dir, env = vasp_workflow(tmp_path / "wf", fake_potcars, ids=BUNDLE_SUBSET)
+    proc = run_slurm(slurm_cluster, workflow_dir, "results/dft/summary.csv",
+                     "--set-resources", f"dft_vasp:tasks={VASP_TASKS}", *bundle, env={**site, **env})
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    summary = pd.read_csv(workflow_dir / "results/dft/summary.csv")
+    assert sorted(summary.material_id) == sorted(BUNDLE_SUBSET) and (summary.status == "ok").all()
+    jobs = dft_submissions(slurm_cluster, workflow_dir)
+    assert len(jobs) == 3 and all(j["JobState"] == "COMPLETED" and j["Partition"] == "cpu" for j in jobs)
+    assert all("group_dft" in j.get("Comment", "") or "dft_dft_vasp" in j.get("Comment", "") for j in jobs), jobs
     # the same for the demo catalog's kept materials in bundles of 8: ceil(40 / 8) = 5 submissions instead of 40
-    print(f"\nDFT sbatch submissions for {len(BUNDLE_SUBSET)} materials: {counts}; for the demo catalog "
+    print(f"\nDFT sbatch submissions for {len(BUNDLE_SUBSET)} materials: 3 bundles; for the demo catalog "
           f"({DEMO_KEPT} kept): {DEMO_KEPT} one per material, {math.ceil(DEMO_KEPT / 8)} in bundles of 8")
 
 
