@@ -51,8 +51,9 @@ class ModelSettings(Settings):
     materials (see :func:`optabs.model.split.split_ids`). ``threads``: torch CPU threads during
     training (default 1: on a shared 2-core machine two threads beside another busy process made
     steps 10-20x slower, while on an idle one they gain ~20 %). The workflow's ``model_train``
-    rule asks Snakemake for 2 threads (``model.threads`` in the config) and passes what it gets:
-    Snakemake then runs no other job on those cores, which is when a second thread pays.
+    rule declares 4 threads and passes what Snakemake grants (capped at ``--cores`` locally; not a
+    config key): Snakemake then runs no other job on those cores, which is when more threads pay.
+    Several threads are not bitwise reproducible run to run (CPU sums add in varying order); one is.
     ``device``: "auto" (CUDA when visible, else CPU), "cpu", "cuda" or "cuda:N".
     ``max_train_minutes``: optional wall-clock budget; training stops after the epoch that
     crosses it (the best checkpoint so far is kept and the stop is logged). The training time of
