@@ -24,6 +24,7 @@ except ModuleNotFoundError as _exc:
 
 wildcard_constraints:
     material_id=MATERIAL_ID_PATTERN,
+    member="[1-9][0-9]*",
 
 
 _SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -113,6 +114,19 @@ def report_inputs(wildcards):
         "chemistry": f"{RESULTS}/interpret/chemistry",
         "failures": failure_tables(),
     }
+
+
+# The training settings as the training jobs see them: without `ensemble`, so that adding members
+# never reruns the ones already trained (params are a rerun trigger).
+MODEL_TRAINING = {k: v for k, v in config["model"].items() if k != "ensemble"}
+
+
+def model_checkpoints():
+    """The ensemble's checkpoints: member 0 (rule model_train), then members 1..N-1."""
+    n = int(config["model"].get("ensemble", 1))
+    return [f"{RESULTS}/model/checkpoint.pt"] + [
+        f"{RESULTS}/model/members/{k}/checkpoint.pt" for k in range(1, n)
+    ]
 
 
 def final_targets():

@@ -38,7 +38,8 @@ rule model_train:
     benchmark:
         f"{BENCHMARKS}/model/train.tsv"
     params:
-        model=config["model"],
+        model=MODEL_TRAINING,
+        member=0,
         cache=GRAPH_CACHE,
         grid=config["spectra"],
         outdir=lambda wildcards, output: os.path.dirname(output.checkpoint),
@@ -57,11 +58,30 @@ rule model_train:
         "../scripts/model_train.py"
 
 
+# Members 1..N-1 of an ensemble (model.ensemble: N; member 0 is model_train's checkpoint): the same
+# split, other initial weights and batch order. Each is its own job, so on SLURM they train side by
+# side, one GPU each.
+use rule model_train as model_train_member with:
+    output:
+        checkpoint=f"{RESULTS}/model/members/{{member}}/checkpoint.pt",
+        history=f"{RESULTS}/model/members/{{member}}/history.csv",
+    log:
+        f"{LOGS}/model/train_member{{member}}.log",
+    benchmark:
+        f"{BENCHMARKS}/model/train_member{{member}}.tsv"
+    params:
+        model=MODEL_TRAINING,
+        member=lambda wildcards: int(wildcards.member),
+        cache=GRAPH_CACHE,
+        grid=config["spectra"],
+        outdir=lambda wildcards, output: os.path.dirname(output.checkpoint),
+
+
 rule model_evaluate:
     input:
         dataset=f"{RESULTS}/dataset/dataset.parquet",
         manifest=f"{RESULTS}/model/graphs.json",
-        checkpoint=f"{RESULTS}/model/checkpoint.pt",
+        checkpoints=model_checkpoints(),
     output:
         predictions=f"{RESULTS}/model/predictions.parquet",
         metrics=f"{RESULTS}/model/metrics.json",
@@ -106,7 +126,7 @@ rule model_embeddings:
 
 rule predict:
     input:
-        checkpoint=f"{RESULTS}/model/checkpoint.pt",
+        checkpoints=model_checkpoints(),
         structures=config["predict"]["structures_dir"] or "predict_structures_dir_not_set",
     output:
         alignn=directory(f"{RESULTS}/predict/alignn"),
@@ -129,7 +149,7 @@ rule all_model:
     input:
         rules.all_dataset.input,
         rules.model_graphs.output,
-        rules.model_train.output,
+        model_checkpoints(),
         rules.model_evaluate.output,
         rules.model_embeddings.output,
     localrule: True

@@ -1,4 +1,4 @@
-"""Rule `model_train`: train the spectrum model (GPU when visible, else CPU)."""
+"""Rules `model_train` / `model_train_member`: train the spectrum model, or one ensemble member (GPU when visible)."""
 
 from optabs.grid import Grid
 from optabs.logs import logged
@@ -6,10 +6,13 @@ from optabs.model.settings import ModelSettings
 from optabs.model.stage import train_stage
 
 with logged(snakemake.log[0]):
+    params = snakemake.params
     train_stage(
-        snakemake.input.dataset, snakemake.params.cache,
-        # torch threads: the cores Snakemake gave this job (rule threads, from model.threads)
-        ModelSettings.from_config("model", {**snakemake.params.model, "threads": snakemake.threads}),
-        snakemake.params.outdir,
-        Grid.from_config("spectra", snakemake.params.grid),
+        snakemake.input.dataset, params.cache,
+        # torch threads: the cores Snakemake gave this job; member: which ensemble member (0: the model)
+        ModelSettings.from_config(
+            "model", {**params.model, "threads": snakemake.threads, "member": params.member},
+        ),
+        params.outdir,
+        Grid.from_config("spectra", params.grid),
     )

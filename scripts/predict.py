@@ -4,4 +4,4 @@ from optabs.logs import logged
 from optabs.model.stage import predict_structures
 
 with logged(snakemake.log[0]):
-    predict_structures(snakemake.input.checkpoint, snakemake.input.structures, snakemake.output.alignn, snakemake.output.table)
+    predict_structures(list(snakemake.input.checkpoints), snakemake.input.structures, snakemake.output.alignn, snakemake.output.table)

@@ -33,12 +33,18 @@ def predict(
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, n_grid))
 
 
-def predictions_table(ids: Sequence[str], split: Mapping[str, str], predictions: np.ndarray) -> pd.DataFrame:
-    """``predictions.parquet``: material_id, split, log10_alpha_pred (list[float] on the grid)."""
+def predictions_table(
+    ids: Sequence[str], split: Mapping[str, str], predictions: np.ndarray, std: np.ndarray | None = None
+) -> pd.DataFrame:
+    """``predictions.parquet``: material_id, split, log10_alpha_pred (list[float] on the grid) and,
+    for an ensemble, log10_alpha_std (the members' standard deviation; zeros for a single model)."""
+    if std is None:
+        std = np.zeros_like(np.asarray(predictions, dtype=float))
     return pd.DataFrame(
         {
             "material_id": list(ids),
             "split": [split.get(m, "") for m in ids],
             "log10_alpha_pred": [list(map(float, p)) for p in predictions],
+            "log10_alpha_std": [list(map(float, s)) for s in std],
         }
     )

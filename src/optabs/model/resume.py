@@ -41,7 +41,7 @@ RESUME_FILE = "resume.pt"
 #: Settings that may change between a killed run and its resumption: they change how fast it
 #: trains (or when it gives up), not what it computes. A CPU run is bitwise identical to an
 #: uninterrupted one only with the same ``threads`` (torch's reductions depend on it).
-RUNTIME_SETTINGS = frozenset({"threads", "device", "max_train_minutes"})
+RUNTIME_SETTINGS = frozenset({"threads", "device", "max_train_minutes", "ensemble"})
 
 
 def fingerprint(

@@ -55,6 +55,12 @@ class ModelSettings(Settings):
     config key): Snakemake then runs no other job on those cores, which is when more threads pay.
     Several threads are not bitwise reproducible run to run (CPU sums add in varying order); one is.
     ``device``: "auto" (CUDA when visible, else CPU), "cpu", "cuda" or "cuda:N".
+    ``ensemble``: how many members the workflow trains (rules ``model_train`` and
+    ``model_train_member``); they share the split (seeded by ``seed``) and differ in initial
+    weights and batch order, seeded by ``seed + member``. ``member`` is the index of the member a
+    training run is (0 for the single model; set by the rule, not a config key). A training job
+    knows only its ``member`` (the workflow leaves ``ensemble`` out of its settings, so that adding
+    members never retrains the others); evaluation and screening read ``ensemble``.
     ``max_train_minutes``: optional wall-clock budget; training stops after the epoch that
     crosses it (the best checkpoint so far is kept and the stop is logged). The training time of
     a killed run that this one resumes counts too.
@@ -88,6 +94,8 @@ class ModelSettings(Settings):
     threads: int = 1
     device: str = "auto"
     max_train_minutes: float | None = None
+    ensemble: int = 1
+    member: int = 0
 
     #: name -> overrides of the defaults. ``paper``: the study's run (GPU: ~6 h for 500 epochs
     #: on 2,144 graphs on an A100). ``cpu``: the study's architecture and graphs with 30 epochs,
@@ -116,7 +124,9 @@ class ModelSettings(Settings):
     def __post_init__(self) -> None:
         self.check_numbers("alignn_layers", "gcn_layers", integer=True, inclusive=True)
         self.check_numbers("hidden_features", "embedding_features", "edge_input_features", "triplet_input_features",
-                           "max_neighbors", "epochs", "batch_size", "threads", integer=True, minimum=1, inclusive=True)
+                           "max_neighbors", "epochs", "batch_size", "threads", "ensemble", integer=True, minimum=1,
+                           inclusive=True)
+        self.check_numbers("member", integer=True, inclusive=True)
         self.check_numbers("cutoff", "three_body_cutoff", "shell_tolerance", "learning_rate")
         if self.three_body_cutoff > self.cutoff:
             raise self.invalid("three_body_cutoff", f"at most 'cutoff' ({self.cutoff} A)")
@@ -132,6 +142,11 @@ class ModelSettings(Settings):
             )
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
             raise self.invalid("device", "auto, cpu, cuda or cuda:N")
+
+    @property
+    def member_seed(self) -> int:
+        """The seed of this member's initial weights and batch order (the split uses ``seed``)."""
+        return self.seed + self.member
 
     def graph_key(self) -> dict[str, Any]:
         """What a graph depends on (the graph cache's key): the cache format, the builder's

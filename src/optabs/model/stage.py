@@ -15,11 +15,11 @@ import pandas as pd
 
 from optabs.errors import InputError
 from optabs.grid import Grid
-from optabs.model.checkpoint import load_checkpoint, load_model, model_from_checkpoint, stored_grid
+from optabs.model.checkpoint import load_model
 from optabs.model.embeddings import embeddings
 from optabs.model.graphs import Graph, build_graphs, cached_graphs, load_graphs, structures_of
-from optabs.model.metrics import clip_to_floor, evaluate
-from optabs.model.predict import predict, predictions_table
+from optabs.model.metrics import evaluate
+from optabs.model.predict import predictions_table
 from optabs.model.settings import ModelSettings
 from optabs.model.train import TrainResult, train
 from optabs.spectra import onset_energies
@@ -73,7 +73,7 @@ def train_stage(
 def evaluate_stage(
     dataset_path: str | Path,
     cache_path: str | Path,
-    checkpoint_path: str | Path,
+    checkpoint_path: str | Path | list[str | Path],
     grid: Grid,
     predictions_path: str | Path,
     metrics_path: str | Path,
@@ -81,29 +81,41 @@ def evaluate_stage(
     parity_png: str | Path,
     worst_png: str | Path,
 ) -> dict[str, Any]:
-    """Predict every material, score ALIGNN and both baselines on the test split, draw the figures."""
+    """Predict every material, score ALIGNN and both baselines on the test split, draw the figures.
+
+    ``checkpoint_path``: one checkpoint, or the members of an ensemble (:mod:`optabs.model.ensemble`):
+    predictions and metrics are then the members' mean, ``predictions.parquet`` adds the standard
+    deviation (``log10_alpha_std``) and ``metrics.json`` the ensemble's calibration on the test
+    split (``ensemble``: members, share of test points inside +-1 and +-2 sigma).
+    """
     from optabs.dataset import read_dataset, spectra_matrix
     from optabs.io import write_json, write_parquet
+    from optabs.model.ensemble import calibration, load_ensemble, mean_and_std, member_predictions
     from optabs.plots import onset_parity_figure, worst_by_quartile_figure
 
     dataset = read_dataset(dataset_path)
-    payload = load_checkpoint(checkpoint_path)
-    trained_on = stored_grid(payload)
+    paths = [checkpoint_path] if isinstance(checkpoint_path, (str, Path)) else list(checkpoint_path)
+    models, settings, split, trained_on = load_ensemble(paths)
     if trained_on is not None and trained_on != grid:
         raise InputError(
-            f"model checkpoint {checkpoint_path} was trained on the grid {trained_on.to_dict()}, but config key "
+            f"model checkpoint {paths[0]} was trained on the grid {trained_on.to_dict()}, but config key "
             f"'spectra' gives {grid.to_dict()}: retrain the model (or restore the spectra settings)"
         )
-    model, settings, split = model_from_checkpoint(payload)
     graphs = _stage_graphs(dataset, cache_path, settings)
     ids = [m for m in dataset.material_id if m in graphs]
-    pred = clip_to_floor(predict(model, graphs, ids), grid.log10_alpha_floor)
+    pred, std = mean_and_std(member_predictions(models, graphs, ids, grid.log10_alpha_floor))
     full = spectra_matrix(dataset).copy()
     row = {m: i for i, m in enumerate(dataset.material_id)}
     for i, m in enumerate(ids):
         full[row[m]] = pred[i]
     evaluation = evaluate(dataset, split, full, grid.energy_ev, grid.onset_threshold, settings.seed, grid.log10_alpha_floor)
-    write_parquet(predictions_path, predictions_table(ids, split, pred))
+    test_rows = [i for i, m in enumerate(ids) if split.get(m) == "test"]
+    truth = spectra_matrix(dataset)[[row[ids[i]] for i in test_rows]]
+    evaluation.metrics["ensemble"] = {
+        "members": len(models),
+        **(calibration(truth, pred[test_rows], std[test_rows], grid.log10_alpha_floor) if len(models) > 1 else {}),
+    }
+    write_parquet(predictions_path, predictions_table(ids, split, pred, std))
     write_parquet(per_material_path, evaluation.per_material)
     write_json(metrics_path, evaluation.metrics)
     test = evaluation.per_material[evaluation.per_material.split == "test"]
@@ -149,7 +161,7 @@ def standardised_candidates(candidates: list[Any]) -> tuple[list[Any], list[dict
 
 
 def predict_structures(
-    checkpoint_path: str | Path, structures_dir: str | Path, out_dir: str | Path, out_parquet: str | Path,
+    checkpoint_path: str | Path | list[str | Path], structures_dir: str | Path, out_dir: str | Path, out_parquet: str | Path,
     grid: Grid | None = None, skipped_path: str | Path | None = None,
 ) -> pd.DataFrame:
     """Predicted spectra for a folder of CIF/POSCAR files, written in the dataset's formats:
@@ -169,6 +181,7 @@ def predict_structures(
     from optabs.dataset import DATASET_COLUMNS, export_alignn, write_dataset
     from optabs.dataset.table import UNCHECKED_STABILITY
     from optabs.io import write_csv
+    from optabs.model.ensemble import load_ensemble, mean_and_std, member_predictions
     from optabs.structures.files import load_folder
 
     candidates, problems = load_folder(structures_dir)
@@ -176,15 +189,14 @@ def predict_structures(
                for p in problems]
     candidates, refused = standardised_candidates(candidates)
     skipped += refused
-    payload = load_checkpoint(checkpoint_path)
-    if grid is None:
-        grid = stored_grid(payload)
+    paths = [checkpoint_path] if isinstance(checkpoint_path, (str, Path)) else list(checkpoint_path)
+    models, settings, _, stored = load_ensemble(paths)
+    grid = grid or stored
     if grid is None:
         raise InputError(
-            f"model checkpoint {checkpoint_path} stores no energy grid (it was written before checkpoints kept one): "
+            f"model checkpoint {paths[0]} stores no energy grid (it was written before checkpoints kept one): "
             "retrain the model (or give predict_structures the grid it was trained on)"
         )
-    model, settings, _ = model_from_checkpoint(payload)
     structures = {c.material_id: c.structure for c in candidates}
     source = {c.material_id: c.source_ref for c in candidates}
     graphs, failures = build_graphs(structures, settings)
@@ -196,10 +208,11 @@ def predict_structures(
     ids = [c.material_id for c in candidates if c.material_id in graphs]
     if not ids:
         raise InputError(f"no structure in {structures_dir} could be predicted (see the log)")
-    pred = predict(model, graphs, ids)
-    if pred.shape[1] != grid.n_points:
-        raise InputError(f"the model predicts {pred.shape[1]} points but the grid has {grid.n_points}: use the training config")
-    pred = clip_to_floor(pred, grid.log10_alpha_floor)
+    if models[0].fc.out_features != grid.n_points:
+        raise InputError(
+            f"the model predicts {models[0].fc.out_features} points but the grid has {grid.n_points}: use the training config"
+        )
+    pred, _ = mean_and_std(member_predictions(models, graphs, ids, grid.log10_alpha_floor))
     table = pd.DataFrame(
         {
             "material_id": ids,

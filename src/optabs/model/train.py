@@ -93,7 +93,7 @@ def _param_groups(model) -> list[dict[str, Any]]:
 
 def train(
     dataset: pd.DataFrame, graphs: Mapping[str, Graph], settings: ModelSettings, outdir: str | Path,
-    grid: Grid | None = None,
+    grid: Grid | None = None, split: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Train ALIGNN on ``dataset`` (its ``material_id`` and ``log10_alpha`` columns).
 
@@ -106,7 +106,10 @@ def train(
     are mean squared errors in (log10 alpha)^2, seconds the epoch's wall time, graphs/s the
     training throughput). CPU runs are bitwise reproducible for a given seed and thread count.
     ``grid``: the energy grid of the spectra, stored in the checkpoint so that prediction needs
-    no grid options (its ``n_points`` must equal the spectra's length).
+    no grid options (its ``n_points`` must equal the spectra's length). ``split``: a given split
+    (material_id -> train/val/test) instead of :func:`split_ids`; materials it does not name
+    are trained on (active-learning rounds keep the first round's test set this way).
+    Ensemble members (``settings.member``) share the split and differ in ``settings.member_seed``.
 
     Resuming: every epoch also writes ``outdir/resume.pt`` (see :mod:`optabs.model.resume`). If
     that file exists when training starts and its fingerprint matches (all settings but
@@ -132,7 +135,10 @@ def train(
     if grid is not None and grid.n_points != n_grid:
         raise InputError(f"the dataset's spectra have {n_grid} points but the grid has {grid.n_points}: use the dataset's config")
     row = {mid: i for i, mid in enumerate(data.material_id)}
-    split = split_ids(list(data.material_id), settings)
+    if split is None:
+        split = split_ids(list(data.material_id), settings)
+    else:
+        split = {m: split.get(m, "train") for m in data.material_id}
     train_ids = sorted(m for m, s in split.items() if s == "train")
     val_ids = sorted(m for m, s in split.items() if s == "val")
     log.info("split: %d train, %d val, %d test", len(train_ids), len(val_ids), sum(s == "test" for s in split.values()))
@@ -237,7 +243,7 @@ def train(
 def _start(settings: ModelSettings, config: Any, device: torch.device, output_bias: torch.Tensor | None,
            total_steps: int) -> tuple[Any, torch.optim.Optimizer, Any, torch.Generator]:
     """The seeded initial state: ``(model, optimizer, scheduler or None, batch-order generator)``."""
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(settings.member_seed)
     model = new_model(config).to(device)
     if output_bias is not None:
         with torch.no_grad():
@@ -249,7 +255,7 @@ def _start(settings: ModelSettings, config: Any, device: torch.device, output_bi
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=settings.learning_rate, total_steps=total_steps, pct_start=pct
         )
-    return model, optimizer, scheduler, torch.Generator().manual_seed(settings.seed)
+    return model, optimizer, scheduler, torch.Generator().manual_seed(settings.member_seed)
 
 
 def _restore(state: Mapping[str, Any], model: Any, optimizer: torch.optim.Optimizer, scheduler: Any,

@@ -508,3 +508,64 @@ def test_evaluation_refuses_a_grid_other_than_the_one_the_model_was_trained_on(d
         evaluate_stage(tmp_path / "dataset.parquet", tmp_path / "cache.pt", result.checkpoint,
                        Grid(n_points=GRID.n_points), *outputs)
     assert not any(p.exists() for p in outputs)
+
+
+# ---------------------------------------------------------------- ensembles
+
+
+def test_ensemble_members_share_the_split_and_differ_in_weights_and_member_0_is_the_single_model(
+        dataset, graphs, trained, tmp_path):
+    from optabs.model.ensemble import load_ensemble
+
+    member1 = train(dataset, graphs, tiny_settings(member=1), tmp_path / "m1")
+    assert member1.split == trained.split
+    w0, w1 = trained.model.state_dict(), member1.model.state_dict()
+    assert any(not torch.equal(w0[k], w1[k]) for k in w0)
+    # member 0 is the model a single training gives: seeded by `seed` alone
+    again = train(dataset, graphs, tiny_settings(member=0), tmp_path / "m0")
+    assert all(torch.equal(w0[k], again.model.state_dict()[k]) for k in w0)
+    models, settings, split, _ = load_ensemble([trained.checkpoint, member1.checkpoint])
+    assert len(models) == 2 and split == trained.split and settings.member == 0
+    other_split = train(dataset, graphs, tiny_settings(seed=5, epochs=1), tmp_path / "other")
+    with pytest.raises(InputError, match="other.*another split"):
+        load_ensemble([trained.checkpoint, other_split.checkpoint])
+
+
+def test_ensemble_evaluation_reports_the_mean_its_spread_and_the_calibration(dataset, graphs, trained, tmp_path):
+    from optabs.model.stage import evaluate_stage
+
+    member1 = train(dataset, graphs, tiny_settings(member=1), tmp_path / "m1")
+    write_dataset(tmp_path / "dataset.parquet", dataset)
+    from optabs.model.graphs import save_graphs
+
+    save_graphs(graphs, tmp_path / "cache.pt", tiny_settings())
+    outputs = [tmp_path / name for name in ("pred.parquet", "metrics.json", "per.parquet", "a.png", "b.png")]
+    metrics = evaluate_stage(tmp_path / "dataset.parquet", tmp_path / "cache.pt", [trained.checkpoint, member1.checkpoint],
+                             GRID, *outputs)
+    ids = sorted(graphs)
+    a = np.maximum(predict(trained.model, graphs, ids), GRID.log10_alpha_floor)
+    b = np.maximum(predict(member1.model, graphs, ids), GRID.log10_alpha_floor)
+    table = pd.read_parquet(outputs[0]).set_index("material_id").loc[ids]
+    assert np.allclose(np.stack(table.log10_alpha_pred), (a + b) / 2, atol=1e-6)
+    assert np.allclose(np.stack(table.log10_alpha_std), np.abs(a - b) / 2, atol=1e-6)
+    ens = metrics["ensemble"]
+    assert ens["members"] == 2
+    assert 0.0 <= ens["within_1sigma"] <= ens["within_2sigma"] <= 1.0
+    assert json.loads(outputs[1].read_text())["ensemble"] == ens
+
+
+def test_calibration_counts_points_inside_the_bands_away_from_the_floor():
+    from optabs.model.ensemble import calibration
+
+    floor = 2.0
+    mean = np.full((1, 10), 4.0)
+    std = np.full((1, 10), 0.1)
+    # errors of 0, 0.05, 0.15, 0.25 (x2 each) and two points where truth and mean sit at the floor
+    truth = 4.0 + np.array([[0, 0.05, 0.15, 0.25, 0, 0.05, 0.15, 0.25, 0, 0]])
+    mean[0, 8:] = floor
+    truth[0, 8:] = floor
+    c = calibration(truth, mean, std, floor)
+    assert c["n_points"] == 8 and c["n_points_all"] == 10
+    assert c["within_1sigma"] == pytest.approx(4 / 8)
+    assert c["within_2sigma"] == pytest.approx(6 / 8)
+    assert c["within_2sigma_all_points"] == pytest.approx(8 / 10)
