@@ -124,9 +124,7 @@ MODEL_TRAINING = {k: v for k, v in config["model"].items() if k != "ensemble"}
 def model_checkpoints():
     """The ensemble's checkpoints: member 0 (rule model_train), then members 1..N-1."""
     n = int(config["model"].get("ensemble", 1))
-    return [f"{RESULTS}/model/checkpoint.pt"] + [
-        f"{RESULTS}/model/members/{k}/checkpoint.pt" for k in range(1, n)
-    ]
+    return [f"{RESULTS}/model/checkpoint.pt"] + [f"{RESULTS}/model/members/{k}/checkpoint.pt" for k in range(1, n)]
 
 
 def final_targets():
