@@ -1,5 +1,5 @@
 # optabs: crystal structures -> optical absorption spectra -> chemical insight.
-# Stages: structures -> dft -> spectra -> dataset -> model -> interpret -> report.
+# Stages: structures -> dft -> spectra -> dataset -> model -> interpret -> screen -> report.
 # This file is the table of contents; the rules live in rules/*.smk, the science in optabs.
 from snakemake.utils import min_version
 
@@ -20,6 +20,7 @@ include: "rules/spectra.smk"
 include: "rules/dataset.smk"
 include: "rules/model.smk"
 include: "rules/interpret.smk"
+include: "rules/screen.smk"
 include: "rules/report.smk"
 
 

@@ -25,6 +25,7 @@ except ModuleNotFoundError as _exc:
 wildcard_constraints:
     material_id=MATERIAL_ID_PATTERN,
     member="[1-9][0-9]*",
+    round="[0-9]+",
 
 
 _SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -127,6 +128,57 @@ def model_checkpoints():
     return [f"{RESULTS}/model/checkpoint.pt"] + [f"{RESULTS}/model/members/{k}/checkpoint.pt" for k in range(1, n)]
 
 
+SCREEN_ROUNDS = int(config["screen"]["rounds"])
+# Screening needs candidates: the structures stage's uncomputed cells, or a folder of them.
+SCREEN_ENABLED = config["source"] != "dataset" or bool(config["screen"]["candidates_dir"])
+
+
+def screen_candidate_tables():
+    """The structures stage's candidates table, where this source has a structures stage."""
+    return [] if config["source"] == "dataset" else [f"{RESULTS}/structures/candidates.parquet"]
+
+
+def screen_structure_tables():
+    """The structures of every material a round may compute (for the curation's stability sources)."""
+    return [f"{RESULTS}/structures/kept.parquet"] + screen_candidate_tables()
+
+
+def round_dataset(r):
+    return f"{RESULTS}/dataset/dataset.parquet" if r == 0 else f"{RESULTS}/screen/round{r}/dataset.parquet"
+
+
+def round_checkpoints(r):
+    """Round r's ensemble: the workflow's model for round 0, then each round's own members."""
+    if r == 0:
+        return model_checkpoints()
+    n = int(config["model"].get("ensemble", 1))
+    return [f"{RESULTS}/screen/round{r}/members/{k}/checkpoint.pt" for k in range(n)]
+
+
+def shortlisted_ids(r):
+    """The material ids of round r's shortlist (known once its screen_round checkpoint has run)."""
+    import pandas as pd
+
+    path = checkpoints.screen_round.get(round=str(r)).output.shortlist
+    return list(pd.read_csv(path, usecols=["material_id"], dtype=str).material_id)
+
+
+def computed_tables(r):
+    """What round r may not offer again: the kept table (computed in round 0) and the earlier shortlists."""
+    kept = [] if config["source"] == "dataset" else [f"{RESULTS}/structures/kept.parquet"]
+    return kept + [f"{RESULTS}/screen/round{q}/shortlist.csv" for q in range(r)]
+
+
+def round_results(wildcards):
+    """Every DFT result round r's dataset is made of: the kept materials' and rounds 0..r-1's picks."""
+    r = int(wildcards.round)
+    ids = set(kept_material_ids())
+    for q in range(r):
+        ids.update(shortlisted_ids(q))
+    return expand(f"{RESULTS}/dft/{{material_id}}/result.json", material_id=sorted(ids))
+
+
 def final_targets():
-    """The targets of the default run: the report and the dataset export."""
-    return [f"{RESULTS}/report", f"{RESULTS}/dataset/alignn"]
+    """The targets of the default run: the report, the dataset export and, with candidates, the screening."""
+    screen = [f"{RESULTS}/screen/rounds.json"] if SCREEN_ENABLED else []
+    return [f"{RESULTS}/report", f"{RESULTS}/dataset/alignn"] + screen

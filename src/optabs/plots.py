@@ -1,4 +1,4 @@
-"""Every figure of the package, drawn once: the model's and the clusters'.
+"""Every figure of the package, drawn once: the model's, the clusters' and the screening's.
 
 Every figure is drawn on a bare matplotlib ``Figure`` and saved as PNG, which renders it with the
 Agg canvas whatever the process's backend: no pyplot, no global state, no display needed, and
@@ -29,11 +29,14 @@ __all__ = [
     "ENERGY_LABEL",
     "ClusterSpectraPlot",
     "ScoreHistogramPlot",
+    "band_spectra_figure",
     "cluster_grid_figure",
     "cluster_spectra_figure",
     "dendrogram_figure",
+    "merit_sigma_figure",
     "onset_edge_figure",
     "onset_parity_figure",
+    "rounds_figure",
     "worst_by_quartile_figure",
 ]
 
@@ -317,4 +320,66 @@ def onset_edge_figure(onset: ArrayLike, edge: ArrayLike, labels: ArrayLike, path
     ax.set_xlabel(ONSET_LABEL)
     ax.set_ylabel(EDGE_LABEL)
     ax.set_title(f"Onset vs edge of {ok.sum()} materials, coloured by cluster (labels at cluster medians)", fontsize=9)
+    return _save(fig, path)
+
+
+def merit_sigma_figure(
+    mean: ArrayLike, std: ArrayLike, shortlisted: ArrayLike, ood: ArrayLike, merit: str, path: str | os.PathLike
+) -> Path:
+    """Screening: each candidate's figure of merit (mean over the ensemble) against its sigma;
+    the shortlist ringed, out-of-distribution candidates as crosses."""
+    mean, std = np.asarray(mean, float), np.asarray(std, float)
+    picked, ood = np.asarray(shortlisted, bool), np.asarray(ood, bool)
+    fig = _figure(5.0, 4.0)
+    ax = fig.add_subplot()
+    ax.scatter(mean[~ood], std[~ood], s=10, c="0.5", label="candidates")
+    if ood.any():
+        ax.scatter(mean[ood], std[ood], s=18, c="tab:red", marker="x", label="out of distribution")
+    ax.scatter(mean[picked], std[picked], s=60, facecolors="none", edgecolors="tab:blue", lw=1.5, label="shortlist")
+    ax.set_xlabel(f"{merit} (ensemble mean)")
+    ax.set_ylabel(f"{merit} σ (ensemble)")
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def band_spectra_figure(
+    energy: ArrayLike, mean: ArrayLike, std: ArrayLike, labels: Sequence[str], path: str | os.PathLike
+) -> Path:
+    """Screening: the shortlisted candidates' predicted spectra (ensemble mean) with their ±σ band,
+    one panel each (at most 12), log10 α (cm⁻¹) against energy (eV)."""
+    energy, mean, std = np.asarray(energy, float), np.atleast_2d(np.asarray(mean, float)), np.atleast_2d(np.asarray(std, float))
+    n = max(1, min(len(labels), 12))
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = _figure(3.2 * cols, 2.4 * rows)
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        if i < len(labels):
+            ax.fill_between(energy, mean[i] - std[i], mean[i] + std[i], color="tab:blue", alpha=0.3, lw=0)
+            ax.plot(energy, mean[i], color="tab:blue", lw=1.0)
+            ax.set_title(labels[i], fontsize=8)
+        ax.set_xlabel(ENERGY_LABEL, fontsize=7)
+        ax.set_ylabel(ALPHA_LABEL, fontsize=7)
+        ax.tick_params(labelsize=7)
+    return _save(fig, path)
+
+
+def rounds_figure(
+    rounds: Sequence[int], mae_median: Sequence[float | None], within_2sigma: Sequence[float | None],
+    joined: Sequence[int], path: str | os.PathLike,
+) -> Path:
+    """Active learning, per round: the ensemble's median test MAE (log10 α) and the share of test
+    points inside its ±2σ band (round 0's test set throughout), and how many picks joined the dataset."""
+    x = np.asarray(rounds, int)
+    nan = [np.nan if v is None else float(v) for v in mae_median]
+    cover = [np.nan if v is None else float(v) for v in within_2sigma]
+    fig = _figure(7.5, 2.6)
+    for i, (values, label) in enumerate(((nan, "median test MAE (log10 α)"), (cover, "test points within ±2σ"),
+                                         (list(joined), "picks that joined the dataset"))):
+        ax = fig.add_subplot(1, 3, i + 1)
+        ax.plot(x, values, "o-", color="tab:blue")
+        ax.set_xlabel("round")
+        ax.set_title(label, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=7)
     return _save(fig, path)
