@@ -114,6 +114,8 @@ def report_inputs(wildcards):
         "sweep": f"{RESULTS}/interpret/sweep.parquet",
         "chemistry": f"{RESULTS}/interpret/chemistry",
         "failures": failure_tables(),
+        # the screen stage's summary; its folder (results/screen) holds the rest of what the page shows
+        **({"screen": f"{RESULTS}/screen/rounds.json"} if SCREEN_ENABLED else {}),
     }
 
 

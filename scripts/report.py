@@ -1,5 +1,7 @@
 """Rule `report`: the static HTML report with the failures of every earlier stage."""
 
+import os
+
 from optabs.grid import Grid
 from optabs.logs import logged
 from optabs.report import report_stage
@@ -12,4 +14,5 @@ with logged(snakemake.log[0]):
         motif_q_max=snakemake.params.motif_q_max, metrics_path=i.metrics,
         predictions_path=i.predictions, failure_paths=list(i.failures),
         grid=Grid.from_config("spectra", snakemake.params.grid), title=snakemake.params.title,
+        screen_dir=os.path.dirname(i.screen) if "screen" in i.keys() else None,
     )
