@@ -65,6 +65,7 @@ def check_sections(config: dict[str, Any]) -> str | None:
         from optabs.grid import Grid
         from optabs.interpret.settings import InterpretSettings
         from optabs.model.settings import ModelSettings
+        from optabs.screen.settings import ScreenSettings
         from optabs.structures.catalog import catalog_ids
     except ModuleNotFoundError as exc:
         package = (exc.name or "").split(".")[0]
@@ -85,7 +86,24 @@ def check_sections(config: dict[str, Any]) -> str | None:
         ("dataset", Curation),
         ("model", ModelSettings),
         ("interpret", InterpretSettings),
+        ("screen", ScreenSettings),
     ]
     for section, settings in sections:
         settings.from_config(section, config[section])
+    check_rounds(config)
     return None
+
+
+def check_rounds(config: dict[str, Any]) -> None:
+    """Active learning (``screen.rounds`` > 0) computes candidates with the DFT engine, so they must be
+    structures the structures stage knows: not with source ``dataset`` and not from ``screen.candidates_dir``."""
+    screen = config.get("screen") or {}
+    if int(screen.get("rounds", 0)) == 0:
+        return
+    if config["source"] == "dataset":
+        raise ConfigError("config key 'screen.rounds': active learning needs DFT of its picks, and source 'dataset' "
+                          "has none; use source files (or mp, catalog) with dft.engine replay to replay a database")
+    if screen.get("candidates_dir"):
+        raise ConfigError("config key 'screen.candidates_dir': active learning computes only candidates the structures "
+                          "stage knows; put the folder's structures in the source (e.g. source: files) and leave "
+                          "candidates_dir empty, or set screen.rounds: 0")

@@ -86,7 +86,11 @@ def screen(
     per material) for the nearest-cluster and out-of-distribution columns.
     """
     if not candidate_ids:
-        raise InputError("no candidate to screen: every filtered structure has a DFT result (or none passed)")
+        log.warning("no candidate to screen: every structure that passed the filter has a DFT result")
+        n = len(models)
+        ranking = ranking_table([], [], np.zeros((n, 0, grid.n_points)), grid, settings, np.zeros(0, int),
+                                np.zeros(0), np.zeros(0, bool))
+        return ranking, shortlist(ranking, settings, n)
     members = member_predictions(models, candidate_graphs, candidate_ids, grid.log10_alpha_floor)
     layer = interpret.layer
     known = feature_matrix(embeddings(models[0], known_graphs, list(known_ids)), layer, list(known_ids))
