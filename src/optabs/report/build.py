@@ -18,6 +18,7 @@ from optabs.grid import Grid
 from optabs.io import atomic_directory
 from optabs.plots import ClusterSpectraPlot, ScoreHistogramPlot
 from optabs.report.pages import _cluster_page, _index_body, cluster_page_name
+from optabs.report.screening import SCREENING_PAGE, read_screen, screening_page, screening_section
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def build_report(
     grid=None,
     sweep: pd.DataFrame | None = None,
     motif_q_max: float = 0.01,
+    screen_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write the static report into ``outdir`` (replaced atomically); returns ``outdir/index.html``.
 
@@ -62,6 +64,8 @@ def build_report(
     ``grid``: the energy grid (default :class:`optabs.grid.Grid` with the spectra's length).
     ``sweep``: :func:`optabs.interpret.sweep.clustering_sweep` (the K-and-layer section; none:
     the section says so). ``motif_q_max``: the q at which the cluster pages call a motif significant.
+    ``screen_dir``: the screen stage's folder (``results/screen``; :func:`optabs.report.screening.read_screen`):
+    a Screening section on the overview and ``screening.html``; None: neither.
     """
     from optabs.dataset import spectra_matrix
 
@@ -86,6 +90,7 @@ def build_report(
     unknown = sorted(set(cluster_ids) - set(chem.summary["cluster"].tolist()))
     if unknown:
         raise InputError(f"the chemistry tables have no cluster {unknown[:5]}: rebuild them from the same clusters table")
+    screen = read_screen(screen_dir) if screen_dir is not None else None
 
     with atomic_directory(outdir) as tmp:
         img = tmp / "img"
@@ -94,8 +99,11 @@ def build_report(
             title=title, dataset=dataset, clusters=clusters, labels=labels, spectra=spectra, energy=energy,
             cluster_ids=cluster_ids, comparison=comparison, chem=chem, metrics=metrics, predictions=predictions,
             failures=failures, linkage=linkage, img=img, grid=grid, sweep=sweep,
+            screening=screening_section(screen) if screen is not None else "",
         )
         (tmp / "index.html").write_text(index, encoding="utf-8")
+        if screen is not None:
+            (tmp / SCREENING_PAGE).write_text(screening_page(screen, img, cluster_ids), encoding="utf-8")
 
         dataset_mean = spectra.mean(axis=0)
         env_share = chem.env_counts.drop_duplicates("dominant_env").set_index("dominant_env")["frac_dataset"]

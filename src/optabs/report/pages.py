@@ -382,14 +382,17 @@ def _cluster_page(c, position: int, clusters: Sequence, chem, member_frame: pd.D
 
 
 def _index_body(*, title, dataset, clusters, labels, spectra, energy, cluster_ids, comparison, chem, metrics,
-                predictions, failures, linkage, img: Path, grid, sweep: pd.DataFrame | None = None) -> str:
+                predictions, failures, linkage, img: Path, grid, sweep: pd.DataFrame | None = None,
+                screening: str = "") -> str:
+    """The overview; ``screening``: its Screening section (HTML; empty: none, and no link to it)."""
     sizes = pd.Series(labels).value_counts().to_numpy()
     n_fail = 0 if failures is None else len(failures)
     metrics_table, metric_scalars = _metrics_html(metrics)
     body = [f"<h1>{_esc(title)}</h1>",
             '<nav><a href="#clusters">Clusters</a><a href="#comparison">Feature vs spectra clustering</a>'
-            '<a href="#sweep">K and layer sweep</a><a href="#model">Model</a><a href="#failures">Failures</a>'
-            '<a href="#list">Cluster pages</a></nav>']
+            '<a href="#sweep">K and layer sweep</a><a href="#model">Model</a>'
+            + ('<a href="#screening">Screening</a>' if screening else "")
+            + '<a href="#failures">Failures</a><a href="#list">Cluster pages</a></nav>']
     body.append(_cards([
         ("materials", f"{len(dataset):,}"), ("clusters", f"{len(cluster_ids):,}"),
         ("cluster size (min / median / max)", f"{sizes.min()} / {np.median(sizes):.0f} / {sizes.max()}"),
@@ -423,6 +426,7 @@ def _index_body(*, title, dataset, clusters, labels, spectra, energy, cluster_id
     body.append('<h2 id="model">Model</h2>' + metrics_table)
     body.append(_predictions_section(dataset, spectra, energy, predictions, img, grid))
 
+    body.append(screening)
     body.append('<h2 id="failures">Failures</h2>' + _failures_html(failures))
 
     s = chem.summary

@@ -29,11 +29,13 @@ def report_stage(
     failure_paths: Iterable[str | os.PathLike] = (),
     grid=None,
     title: str = "optabs report",
+    screen_dir=None,
 ) -> Path:
     """Read the stages' files and build the report (see :func:`build_report`).
 
     ``sweep_path``: the interpret stage's ``sweep.parquet`` (optional). ``failure_paths``: the
-    ``failures.csv`` of every earlier stage (:func:`optabs.failures.read_failures`).
+    ``failures.csv`` of every earlier stage (:func:`optabs.failures.read_failures`). ``screen_dir``:
+    the screen stage's folder (``results/screen``), or None where the workflow does not screen.
     """
     from optabs.dataset import read_dataset
 
@@ -55,4 +57,5 @@ def report_stage(
         grid=grid,
         sweep=pd.read_parquet(sweep_path) if sweep_path else None,
         motif_q_max=motif_q_max,
+        screen_dir=screen_dir,
     )

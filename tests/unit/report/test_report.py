@@ -19,13 +19,16 @@ from optabs.failures import Failure, read_failures, write_failures
 from optabs.grid import Grid
 from optabs.interpret import cluster_chemistry, compare_clusterings, ward_clusters
 from optabs.interpret.sweep import clustering_sweep
-from optabs.io import write_json
+from optabs.io import write_csv, write_json, write_parquet
 from optabs.plots import (
+    band_spectra_figure,
     cluster_grid_figure,
     cluster_spectra_figure,
     dendrogram_figure,
+    merit_sigma_figure,
     onset_edge_figure,
     onset_parity_figure,
+    rounds_figure,
     worst_by_quartile_figure,
 )
 from optabs.report import build_report, report_stage
@@ -95,6 +98,65 @@ def report_inputs(m: int = 40, k: int = 4):
                 predictions=predictions, failures=failures, linkage=by_features.linkage, sweep=sweep), by_features
 
 
+MERITS = ("onset", "visible_mean", "slme_1um")
+SMALL_GAP = "small_gap: DFT gap 0.1 eV < 0.3 eV"
+
+
+def screen_inputs(folder: Path, n: int = 12, rounds: int = 2, n_short: int = 3) -> Path:
+    """A screen stage's folder (``results/screen``): ``rounds`` rounds, ``n`` candidates in the last,
+    a shortlist of its best ``n_short`` (rank 2's formula holds markup, rank 3 is out of distribution)."""
+    rng = np.random.default_rng(2)
+    energy = Grid().energy_ev
+    ids = [f"cand-{i:02d}" for i in range(n)]
+    formulas = [f"Ca{1 + i % 3}SiO{3 + i % 2}" for i in range(n)]
+    if n >= 2:
+        formulas[1] = "Ba<Ti>&O3"
+    ood = np.zeros(n, bool)
+    ood[2:3] = True
+    mean = np.maximum(2.0, 1.5 + 4.0 / (1.0 + np.exp(-(energy[None, :] - rng.uniform(2, 6, n)[:, None]) / 0.3)))
+    std = np.full_like(mean, 0.1) if n else mean
+    ranking = pd.DataFrame({"rank": np.arange(1, n + 1), "round": rounds - 1, "material_id": ids, "formula": formulas,
+                            "score": np.linspace(5, 1, n)})
+    for k, name in enumerate(MERITS):
+        ranking[f"{name}_mean"] = np.linspace(3 + k, 1 + k, n)
+        ranking[f"{name}_std"] = np.full(n, 0.05 * (k + 1))
+    ranking["cluster"] = np.arange(n) % 4 + 1
+    ranking["cluster_distance"] = np.linspace(0.1, 2.0, n)
+    ranking["out_of_distribution"] = ood
+    ranking["log10_alpha_mean"] = [list(r) for r in mean]
+    ranking["log10_alpha_std"] = [list(r) for r in std]
+    top = ranking.head(n_short)
+    shortlist = pd.DataFrame({
+        "rank": top["rank"], "material_id": top["material_id"], "formula": top["formula"], "merit": "onset",
+        "merit_mean": top["onset_mean"], "merit_std": top["onset_std"], "score": top["score"], "cluster": top["cluster"],
+        "cluster_distance": top["cluster_distance"], "out_of_distribution": top["out_of_distribution"],
+        "why": [f"ucb: highest onset mean + 1 sigma; pick number {r}" for r in top["rank"]],
+    })
+    # written in reverse: the page orders the shortlist by rank, not by file order
+    write_csv(folder / "shortlist.csv", shortlist.iloc[::-1])
+    write_parquet(folder / "ranking.parquet", ranking)
+    entries = []
+    for r in range(rounds):
+        picked = [] if r == 0 else [
+            {"round": r, "material_id": f"pick-{r}-{j}", "formula": "Zn<S>", "merit": "onset", "predicted_mean": 2.5,
+             "predicted_std": 0.2, "computed": 2.4 if j < 2 else float("nan"),
+             "outcome": "joined the dataset" if j < 2 else SMALL_GAP} for j in range(3)]
+        entries.append({"round": r, "n_dataset": 40 + 2 * r, "n_test": 20, "members": 3, "n_candidates": n + 3 * (rounds - 1 - r),
+                        "acquisition": "ucb", "merit": "onset", "mae_median": 0.125 - 0.01 * r,
+                        "calibration": {"within_1sigma": 0.5, "within_2sigma": 0.75 + 0.05 * r, "mean_sigma": 0.1},
+                        "picked": picked})
+        (folder / f"round{r}").mkdir(parents=True, exist_ok=True)
+        merit_sigma_figure(ranking["onset_mean"], ranking["onset_std"], ranking.index < n_short, ood, "onset",
+                           folder / f"round{r}" / "merit_sigma.png")
+        band_spectra_figure(energy, mean[:n_short], std[:n_short], list(top["formula"]),
+                            folder / f"round{r}" / "shortlist_spectra.png")
+    write_json(folder / "rounds.json", {"rounds": entries})
+    rounds_figure(list(range(rounds)), [e["mae_median"] for e in entries],
+                  [e["calibration"]["within_2sigma"] for e in entries],
+                  [sum(p["outcome"] == "joined the dataset" for p in e["picked"]) for e in entries], folder / "rounds.png")
+    return folder
+
+
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -117,9 +179,10 @@ def parse(path: Path) -> _Links:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """A report of 40 materials in 4 clusters (built once for the module)."""
+    """A report of 40 materials in 4 clusters with a two-round screen (built once for the module)."""
     out = tmp_path_factory.mktemp("report") / "site"
     inputs, result = report_inputs()
+    inputs["screen_dir"] = screen_inputs(tmp_path_factory.mktemp("screen"))
     index = build_report(out, title="Test report <4 clusters>", **inputs)
     return index, inputs, result
 
@@ -139,7 +202,8 @@ def test_report_files_links_and_images_exist(built):
     expected = {"img/dendrogram.png", "img/clusters_grid.png", "img/onset_edge.png", "img/onset_parity.png",
                 "img/worst_by_quartile.png", "img/sweep.png"}
     assert expected <= set(page.images)
-    for html_file in [index, *(site / n for n in cluster_links)]:
+    assert "screening.html" in page.links
+    for html_file in [index, site / "screening.html", *(site / n for n in cluster_links)]:
         parsed = parse(html_file)
         assert parsed.images, html_file.name
         for src in parsed.images:
@@ -241,8 +305,92 @@ def test_report_without_optional_parts(tmp_path):
     text = index.read_text(encoding="utf-8")
     assert "No model metrics" in text and "No predictions" in text and "No failures" in text
     assert "dendrogram not drawn" in text
+    assert not (index.parent / "screening.html").exists() and "screening" not in text.lower()
     for src in parse(index).images:
         assert (index.parent / src).is_file()
+
+
+def html_table(text: str, after: str) -> pd.DataFrame:
+    """The first table after ``after`` in ``text``, as text."""
+    rest = text[text.index(after):]
+    return pd.read_html(StringIO(rest[rest.index("<table"):rest.index("</table>") + 8]), keep_default_na=False)[0].astype(str)
+
+
+def test_screening_page(built):
+    index, inputs, _ = built
+    site = index.parent
+    overview = index.read_text(encoding="utf-8")
+    section = overview[overview.index('<h2 id="screening">'):overview.index('<h2 id="failures">')]
+    assert "12 candidates" in section and "shortlist of 3" in section and "1 of them out of distribution" in section
+    assert "2 rounds of active learning (2 picks joined the dataset)" in section
+    assert 'href="screening.html"' in section and 'href="#screening"' in overview
+    page = site / "screening.html"
+    text = page.read_text(encoding="utf-8")
+    images = parse(page).images
+    assert images == ["img/screen_merit_sigma.png", "img/screen_shortlist_spectra.png", "img/screen_rounds.png"]
+    for src in images:
+        assert (site / src).read_bytes()[:8] == PNG_MAGIC
+    assert "Ba<Ti>" not in text and "Ba&lt;Ti&gt;&amp;O3" in text and "Zn&lt;S&gt;" in text  # escaped, not markup
+
+    short = html_table(text, 'id="shortlist"')
+    assert list(short.columns) == ["rank", "material", "formula", "onset (mean ± σ)", "cluster", "out of distribution", "why"]
+    assert list(short["rank"]) == ["1", "2", "3"] and list(short["material"]) == ["cand-00", "cand-01", "cand-02"]
+    assert list(short["formula"]) == ["Ca1SiO3", "Ba<Ti>&O3", "Ca3SiO3"]
+    assert list(short["out of distribution"]) == ["no", "no", "yes"]
+    assert list(short["why"]) == [f"ucb: highest onset mean + 1 sigma; pick number {r}" for r in (1, 2, 3)]
+    assert short["onset (mean ± σ)"][0] == "3.000 ± 0.050"
+    # the last round is round 1: its clusters are its own, not the report's, so not linked
+    assert not re.search(r'<a href="cluster_\d+\.html">', text) and "Cluster numbers are round 1&#x27;s own" in text
+
+    every = html_table(text, 'id="candidates"')
+    assert len(every) == 12 and list(every["material"]) == [f"cand-{i:02d}" for i in range(12)]
+    assert {"onset (mean ± σ)", "visible_mean (mean ± σ)", "slme_1um (mean ± σ)"} <= set(every.columns)
+
+    rounds = html_table(text, 'id="rounds"')  # read_html reads "0.750" as 0.75
+    assert rounds.to_dict("records") == [
+        {"round": "0", "materials in the dataset": "40", "candidates": "15", "picked": "–", "joined": "–",
+         "median test MAE": "0.125", "within ±2σ": "0.75"},
+        {"round": "1", "materials in the dataset": "42", "candidates": "12", "picked": "3", "joined": "2",
+         "median test MAE": "0.115", "within ±2σ": "0.8"},
+    ]
+    picks = html_table(text, "Round 1: the picks of round 0")
+    assert list(picks["outcome"]) == ["joined the dataset", "joined the dataset", SMALL_GAP]
+    assert list(picks["computed onset"]) == ["2.400", "2.400", "–"] and picks["predicted onset (mean ± σ)"][0] == "2.500 ± 0.200"
+
+
+def test_screening_of_round_0_links_clusters_and_of_no_candidates_says_so(tmp_path):
+    inputs, _ = report_inputs(m=20, k=2)
+    screen = screen_inputs(tmp_path / "screen", rounds=1)
+    index = build_report(tmp_path / "site", screen_dir=screen, **inputs)
+    text = (index.parent / "screening.html").read_text(encoding="utf-8")
+    # round 0 ranks against the report's own clusters: 1 and 2 have pages, 3 does not
+    assert '<a href="cluster_1.html">1</a>' in text and '<a href="cluster_2.html">2</a>' in text
+    assert "cluster_3.html" not in text and 'id="rounds"' not in text  # one round: no per-round table
+
+    empty = screen_inputs(tmp_path / "empty", n=0, n_short=0)
+    index = build_report(tmp_path / "site", screen_dir=empty, **inputs)
+    text = (index.parent / "screening.html").read_text(encoding="utf-8")
+    assert "There were no candidates in round 1" in text and "Nothing shortlisted" in text
+    assert "0 candidates" in index.read_text(encoding="utf-8")
+    for src in parse(index.parent / "screening.html").images:
+        assert (index.parent / src).is_file()
+
+
+@pytest.mark.parametrize("name", ["rounds.json", "ranking.parquet"])
+def test_screening_needs_the_screen_stage_summary(tmp_path, name):
+    inputs, _ = report_inputs(m=20, k=2)
+    screen = screen_inputs(tmp_path / "screen", n=4, n_short=2)
+    (screen / name).unlink()
+    with pytest.raises(InputError, match=rf"needs .*{re.escape(name)}, which does not exist: rerun .*screen rule"):
+        build_report(tmp_path / "site", screen_dir=screen, **inputs)
+    assert not (tmp_path / "site").exists()
+    (screen / "rounds.json").write_text("{not json")
+    write_parquet(screen / "ranking.parquet", pd.DataFrame({"material_id": ["x"]}))
+    with pytest.raises(InputError, match="rounds.json is not the screen stage's summary"):
+        build_report(tmp_path / "site", screen_dir=screen, **inputs)
+    write_json(screen / "rounds.json", {"rounds": [{"round": 0}]})
+    with pytest.raises(InputError, match=r"ranking.parquet has no column \['rank', 'formula'"):
+        build_report(tmp_path / "site", screen_dir=screen, **inputs)
 
 
 def failures_table(index: Path) -> pd.DataFrame:
@@ -276,7 +424,9 @@ def test_report_stage_lists_the_failures_csv_of_every_stage(tmp_path):
         linkage_path=tmp_path / "linkage.npy", comparison_path=tmp_path / "comparison.json",
         chemistry_dir=tmp_path / "chemistry", metrics_path=tmp_path / "metrics.json",
         predictions_path=tmp_path / "predictions.parquet", failure_paths=paths,
+        screen_dir=screen_inputs(tmp_path / "screen", n=4, n_short=2),
     )
+    assert "cand-03" in (index.parent / "screening.html").read_text(encoding="utf-8")
     table = failures_table(index)
     assert list(table.columns) == ["material_id", "stage", "reason", "detail"]
     assert table.to_dict("records") == [
@@ -371,4 +521,23 @@ def test_report_in_a_real_browser(built, browser):
         wait.until(lambda d: d.current_url.endswith("index.html"))
     browser.get((index.parent / "cluster_1.html").as_uri())
     browser.save_screenshot(str(ARTIFACTS / "report_cluster_1.png"))
+
+    # the screening page, from the overview's link
+    browser.get(index.as_uri())
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    browser.find_element(By.LINK_TEXT, "Screening page →").click()
+    wait.until(lambda d: d.current_url.endswith("screening.html") and
+               d.execute_script("return document.readyState") == "complete")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Screening"
+    assert browser.execute_script("return document.images.length") == 3
+    assert browser.execute_script(ALL_IMAGES_LOADED), "an image of screening.html did not load"
+    shortlist = browser.execute_script(
+        "const h = document.getElementById('shortlist'); let t = h.nextElementSibling;"
+        "while (t && t.tagName !== 'TABLE') t = t.nextElementSibling;"
+        "return Array.from(t.tBodies[0].rows).map(r => Array.from(r.cells).map(c => c.innerText))")
+    assert [row[:3] for row in shortlist] == [["1", "cand-00", "Ca1SiO3"], ["2", "cand-01", "Ba<Ti>&O3"],
+                                              ["3", "cand-02", "Ca3SiO3"]]
+    assert [row[5] for row in shortlist] == ["no", "no", "yes"]
+    browser.save_screenshot(str(ARTIFACTS / "report_screening.png"))
+    assert (ARTIFACTS / "report_screening.png").stat().st_size > 10000
     assert (ARTIFACTS / "report.png").stat().st_size > 10000
