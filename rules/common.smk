@@ -85,8 +85,15 @@ def kept_material_ids():
 
 
 def kept_structure_digest(material_id):
+    """The structure digest of a material of kept.parquet or, failing that, of candidates.parquet
+    (the DFT rule computes either: active learning asks for shortlisted candidates)."""
     path = f"{RESULTS}/structures/kept.parquet"
-    return _kept_digests(path, os.path.getmtime(path)).get(material_id, "")
+    digest = _kept_digests(path, os.path.getmtime(path)).get(material_id)
+    if digest is None:
+        path = f"{RESULTS}/structures/candidates.parquet"
+        if os.path.exists(path):
+            digest = _kept_digests(path, os.path.getmtime(path)).get(material_id)
+    return digest or ""
 
 
 def dft_results(wildcards):

@@ -22,6 +22,11 @@ DFT_RESOURCES = {
         mpi="srun",
         tasks=32,
     ),
+    # benchmarks only: one row of a spectra database and a small inversion, no calculation
+    "replay": dict(
+        runtime=5,
+        mem_mb=1000,
+    ),
 }
 
 
@@ -30,7 +35,9 @@ rule:
         f"dft_{DFT_ENGINE}"
     input:
         # ancient: re-filtering never recomputes a material; a changed structure does (params).
+        # Any material of kept or candidates can be computed (active learning asks for candidates).
         kept=ancient(f"{RESULTS}/structures/kept.parquet"),
+        candidates=ancient(f"{RESULTS}/structures/candidates.parquet"),
     output:
         f"{RESULTS}/dft/{{material_id}}/result.json",
     log:

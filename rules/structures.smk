@@ -39,12 +39,16 @@ checkpoint structures:
         kept=f"{RESULTS}/structures/kept.parquet",
         rejected=f"{RESULTS}/structures/rejected.csv",
         failures=f"{RESULTS}/structures/failures.csv",
+        # filter-passing structures not computed in this run: what screening ranks
+        candidates=f"{RESULTS}/structures/candidates.parquet",
     log:
         f"{LOGS}/structures/structures.log",
     params:
         source=config["source"],
         filter=config["filter"],
         catalog_max_sites=config["catalog_max_sites"],
+        initial_fraction=config["screen"]["initial_fraction"],
+        seed=config["screen"]["seed"],
     threads: 1
     resources:
         runtime=60,

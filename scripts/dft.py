@@ -7,6 +7,7 @@ with logged(snakemake.log[0]):
     run_material(
         material_id=snakemake.wildcards.material_id,
         kept_path=snakemake.input.kept,
+        candidates_path=snakemake.input.candidates,
         engine_name=snakemake.params.engine,
         # the job's threads (GPAW) and its MPI launcher from the rule's resources (VASP)
         engine_settings=job_settings(

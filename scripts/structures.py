@@ -1,4 +1,4 @@
-"""Rule `structures`: source -> chemistry filter -> kept.parquet, rejected.csv, failures.csv."""
+"""Rule `structures`: source -> chemistry filter -> kept.parquet, candidates.parquet, rejected.csv, failures.csv."""
 
 from optabs.logs import logged
 from optabs.structures.stage import run_structures_stage
@@ -12,4 +12,7 @@ with logged(snakemake.log[0]):
         rejected_path=snakemake.output.rejected,
         catalog_max_sites=snakemake.params.catalog_max_sites,
         failures_path=snakemake.output.failures,
+        candidates_path=snakemake.output.candidates,
+        initial_fraction=snakemake.params.initial_fraction,
+        seed=snakemake.params.seed,
     )

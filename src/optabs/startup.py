@@ -42,6 +42,13 @@ def check_sources(config: dict[str, Any]) -> None:
             f"config key 'dataset.stability' is 'mp' but source is {source!r}: only the Materials Project's documents "
             "carry its energy above hull; use stability: local (this workflow's own hull), auto or none"
         )
+    stability = config.get("dataset", {}).get("stability", "auto")
+    local_hull = stability == "local" or (stability == "auto" and source != "mp")
+    if config.get("dft", {}).get("engine") == "replay" and source != "dataset" and local_hull:
+        raise ConfigError(
+            f"config key 'dataset.stability' is {stability!r} (the local hull of computed energies) but dft.engine is "
+            "'replay', whose results carry no total energy: set dataset.stability: none (or mp with source mp)"
+        )
     if source == "dataset" and not config.get("dataset_dir"):
         raise ConfigError(
             "config key 'dataset_dir' is empty but source is 'dataset': pass --config dataset_dir=/path/to/alignn/folder"

@@ -22,11 +22,11 @@ from optabs.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("gpaw", "vasp")
+ENGINES = ("gpaw", "vasp", "replay")
 
 
 def make_engine(name: str, settings: dict[str, Any] | None) -> Engine:
-    """The engine called ``name`` with its config section (``dft.gpaw`` or ``dft.vasp``).
+    """The engine called ``name`` with its config section (``dft.gpaw``, ``dft.vasp`` or ``dft.replay``).
 
     Raises :class:`ConfigError` naming the key for an unknown engine or setting: the message
     starts with ``config key 'dft.<engine>'`` (``'dft.engine'`` for an unknown engine).
@@ -39,6 +39,10 @@ def make_engine(name: str, settings: dict[str, Any] | None) -> Engine:
         from optabs.dft.vasp import VaspEngine, VaspSettings
 
         return VaspEngine(VaspSettings.from_config("dft.vasp", settings))
+    if name == "replay":
+        from optabs.dft.replay import ReplayEngine, ReplaySettings
+
+        return ReplayEngine(ReplaySettings.from_config("dft.replay", settings))
     raise ConfigError(f"config key 'dft.engine': unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 
@@ -67,13 +71,15 @@ def job_settings(
     return settings
 
 
-def kept_structure(kept_path: str | Path, material_id: str) -> Structure:
-    """The structure of ``material_id`` in the kept-structures table ``kept_path``."""
-    table = pd.read_parquet(kept_path, columns=["material_id", "structure"])
-    rows = table.loc[table.material_id == material_id, "structure"]
-    if rows.empty:
-        raise InputError(f"material {material_id} is not in {kept_path}; rerun the structures stage")
-    return Structure.from_str(rows.iloc[0], fmt="json")
+def kept_structure(kept_path: str | Path, material_id: str, candidates_path: str | Path | None = None) -> Structure:
+    """The structure of ``material_id`` in the kept-structures table ``kept_path`` or, failing that,
+    in the screening candidates table ``candidates_path`` (active learning computes shortlisted ones)."""
+    paths = [kept_path] if candidates_path is None else [kept_path, candidates_path]
+    for path in paths:
+        table = pd.read_parquet(path, columns=["material_id", "structure"], filters=[("material_id", "==", material_id)])
+        if not table.empty:
+            return Structure.from_str(table.structure.iloc[0], fmt="json")
+    raise InputError(f"material {material_id} is not in {' nor in '.join(map(str, paths))}; rerun the structures stage")
 
 
 def run_material(
@@ -84,14 +90,16 @@ def run_material(
     workdir: str | Path,
     result_path: str | Path,
     log_path: str = "",
+    candidates_path: str | Path | None = None,
 ) -> DielectricResult | FailureRecord:
-    """Compute one material and write ``result_path`` (success or failure record, atomically)."""
+    """Compute one material of ``kept_path`` (or ``candidates_path``) and write ``result_path``
+    (success or failure record, atomically)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(engine_name, engine_settings)
     start = time.monotonic()
     try:
-        structure = kept_structure(kept_path, material_id)
+        structure = kept_structure(kept_path, material_id, candidates_path)
         result = engine.run(material_id, structure, workdir)
         log.info(
             "%s: %s gap %.3f eV, corrected %.3f eV (%s), %.1f s",
