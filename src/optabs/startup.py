@@ -72,6 +72,7 @@ def check_sections(config: dict[str, Any]) -> str | None:
         from optabs.grid import Grid
         from optabs.interpret.settings import InterpretSettings
         from optabs.model.settings import ModelSettings
+        from optabs.screen.merit import merits_from_config
         from optabs.screen.settings import ScreenSettings
         from optabs.structures.catalog import catalog_ids
     except ModuleNotFoundError as exc:
@@ -97,6 +98,9 @@ def check_sections(config: dict[str, Any]) -> str | None:
     ]
     for section, settings in sections:
         settings.from_config(section, config[section])
+    grid = Grid.from_config("spectra", config["spectra"])
+    for merit in merits_from_config(config["screen"]):
+        merit.check(grid)
     check_rounds(config)
     return None
 

@@ -348,3 +348,16 @@ def _max_power(j_sc: NDArray[np.float64], j_0: NDArray[np.float64], thermal_v: f
         w = w - (w + np.log(w) - big_l) / (1.0 + 1.0 / w)
     x = w - 1.0
     return np.where(good, thermal_v * (j_sc + j_0) * x**2 / (1.0 + x), 0.0)
+
+
+def merit_function(settings: Any, grid: Grid) -> Any:
+    """``spectra (..., G) -> (...)`` values of the ranked merit (``settings.merit`` of a
+    :class:`~optabs.screen.settings.ScreenSettings`) with ``grid``'s onset threshold and floor."""
+    merit = ranked_merit({"merit": settings.merit, "merits": dict(settings.merits)})
+    merit.check(grid)
+
+    def values(spectra: ArrayLike) -> NDArray[np.float64]:
+        return merit_values(merit, grid.energy_ev, spectra, onset_threshold=grid.onset_threshold,
+                            floor=grid.log10_alpha_floor)
+
+    return values

@@ -42,7 +42,7 @@ class ScreenSettings(Settings):
     candidates_dir: str = ""
 
     def __post_init__(self) -> None:
-        from optabs.screen.merit import merits_from_config
+        from optabs.screen.merit import ranked_merit
 
         self.check_choice("acquisition", ACQUISITIONS)
         self.check_numbers("kappa", inclusive=True)
@@ -51,4 +51,4 @@ class ScreenSettings(Settings):
         self.check_numbers("seed", integer=True, minimum=None)
         if not 0 < self.initial_fraction <= 1:
             raise self.invalid("initial_fraction", "a share in (0, 1]")
-        merits_from_config({"merit": self.merit, "merits": dict(self.merits)})
+        ranked_merit({"merit": self.merit, "merits": dict(self.merits)})
