@@ -86,7 +86,7 @@ def kept_material_ids():
 
 def kept_structure_digest(material_id):
     """The structure digest of a material of kept.parquet or, failing that, of candidates.parquet
-    (the DFT rule computes either: active learning asks for shortlisted candidates)."""
+    (the DFT jobs compute either, as active learning asks for shortlisted candidates)."""
     path = f"{RESULTS}/structures/kept.parquet"
     digest = _kept_digests(path, os.path.getmtime(path)).get(material_id)
     if digest is None:

@@ -93,7 +93,7 @@ rule screen_dataset:
     wildcard_constraints:
         round="[1-9][0-9]*",
     conda:
-        "../envs/report.yaml"
+        "../envs/ml.yaml"
     script:
         "../scripts/screen_dataset.py"
 
@@ -149,7 +149,7 @@ rule screen:
         runtime=10,
         mem_mb=2000,
     conda:
-        "../envs/report.yaml"
+        "../envs/ml.yaml"
     script:
         "../scripts/screen.py"
 

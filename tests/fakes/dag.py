@@ -38,6 +38,7 @@ def synthetic_kept(workdir: Path, n: int, source: str = "catalog") -> list[str]:
     out = workdir / "results" / "structures"
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(out / "kept.parquet")
+    pd.DataFrame(columns=["material_id", "formula", "structure"]).to_parquet(out / "candidates.parquet")
     (out / "rejected.csv").write_text("material_id,formula,source_ref,criterion,detail\n")
     (out / "failures.csv").write_text("material_id,stage,reason,detail\n")
     source_input = workdir / SOURCE_INPUTS[source]
@@ -46,7 +47,7 @@ def synthetic_kept(workdir: Path, n: int, source: str = "catalog") -> list[str]:
             fh.write("[]")
     now = time.time()
     os.utime(source_input, (now - 60, now - 60))
-    for name in ("kept.parquet", "rejected.csv", "failures.csv"):
+    for name in ("kept.parquet", "candidates.parquet", "rejected.csv", "failures.csv"):
         os.utime(out / name, (now, now))
     return [row["material_id"] for row in rows]
 
@@ -86,9 +87,11 @@ def job_resources(dry_run_output: str, rule: str) -> list[dict[str, str]]:
     return [job["resources"] for job in planned_jobs(dry_run_output) if job["rule"] == rule]
 
 
-def full_dag_jobs(engine: str, n: int) -> dict[str, int]:
+def full_dag_jobs(engine: str, n: int, members: int = 1) -> dict[str, int]:
     """What a dry run of the default target plans once the structures checkpoint is done with
-    ``n`` materials: ``n`` DFT jobs of ``engine`` and one job of each later stage's rules."""
+    ``n`` materials: ``n`` DFT jobs of ``engine``, one job of each later stage's rules, ``members - 1``
+    more ensemble members, and the screening (its first round, before its checkpoint has run)."""
     later = ["spectra", "dataset", "model_graphs", "model_train", "model_evaluate", "model_embeddings",
-             "interpret_environments", "interpret", "report", "all"]
-    return {f"dft_{engine}": n, **dict.fromkeys(later, 1), "total": n + len(later)}
+             "interpret_environments", "interpret", "screen_graphs", "screen_round", "screen", "report", "all"]
+    extra = {"model_train_member": members - 1} if members > 1 else {}
+    return {f"dft_{engine}": n, **dict.fromkeys(later, 1), **extra, "total": n + len(later) + members - 1}

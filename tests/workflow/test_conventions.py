@@ -109,6 +109,9 @@ def test_snakemake_report_embeds_the_site_under_the_workflow_description(workflo
     (workflow_dir / "results" / "model").mkdir(parents=True)
     for name in ("onset_parity.png", "worst_by_quartile.png"):
         (workflow_dir / "results" / "model" / name).write_bytes(PNG)
+    for name in ("rounds.png", "round0/merit_sigma.png", "round0/shortlist_spectra.png"):
+        (workflow_dir / "results" / "screen" / name).parent.mkdir(parents=True, exist_ok=True)
+        (workflow_dir / "results" / "screen" / name).write_bytes(PNG)
     proc = snakemake(["--report", "report.zip"], cwd=workflow_dir, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with zipfile.ZipFile(workflow_dir / "report.zip") as zf:
@@ -181,6 +184,6 @@ def test_the_test_config_runs_on_a_subset_of_the_embedded_catalog():
     assert yaml.safe_load((REPO / ".test" / "config.yaml").read_text())["catalog"] == ".test/catalog.yaml"
     test = yaml.safe_load((REPO / ".test" / "catalog.yaml").read_text())["entries"]
     embedded = {e["material_id"]: e for e in yaml.safe_load((REPO / "resources" / "catalog.yaml").read_text())["entries"]}
-    assert len(test) == 7
+    assert len(test) == 8
     for entry in test:
         assert entry == embedded.get(entry["material_id"]), f"{entry['material_id']} differs from resources/catalog.yaml"

@@ -134,14 +134,18 @@ def test_every_rule_that_runs_declares_threads_runtime_and_memory(workflow_dir):
     proc = snakemake(["-n", "--cores", "8", "--workflow-profile", "none"], cwd=workflow_dir, timeout=120)
     assert proc.returncode == 0, proc.stderr
     jobs = [job for job in planned_jobs(proc.stdout) if job["rule"] != "all"]
-    assert len(jobs) == 10
+    # the chain's 10 jobs, 2 more ensemble members (model.ensemble: 3) and the screening's 3
+    assert len(jobs) == 15
     undeclared = [job["rule"] for job in jobs if not {"runtime", "mem_mb"} <= job["resources"].keys()]
     assert not undeclared
     # Snakemake's own defaults would be mem_mb=1000 and no runtime: these are the rules' numbers
     sizes = {job["rule"]: (job["threads"], job["resources"]["runtime"], job["resources"]["mem_mb"]) for job in jobs}
     assert sizes["model_train"] == (4, "720", "32000") and sizes["interpret_environments"] == (2, "120", "8000")
     assert resources_of(jobs)["model_train"]["gpu"] == "1"
-    assert all("gpu" not in job["resources"] for job in jobs if job["rule"] != "model_train")
+    # every member trains on its own GPU, with the same resources as member 0
+    members = [job for job in jobs if job["rule"] == "model_train_member"]
+    assert len(members) == 2 and all(job["resources"] == resources_of(jobs)["model_train"] for job in members)
+    assert all("gpu" not in job["resources"] for job in jobs if not job["rule"].startswith("model_train"))
 
 
 def test_set_resources_changes_one_value_and_default_resources_reach_the_rules(workflow_dir):
@@ -173,8 +177,9 @@ def test_the_executor_sends_only_the_gpu_rule_to_the_gpu_partition(tmp_path, wor
         resources = {k: int(v) if v.isdigit() else v for k, v in job["resources"].items()}
         planned = SimpleNamespace(name=job["rule"], threads=job["threads"], resources=resources)
         chosen[job["rule"]] = get_best_partition(partitions, planned, logging.getLogger(__name__))
-    assert len(chosen) == 11
+    assert len(chosen) == 15
     assert chosen.pop("model_train") == SITE["GPU_PARTITION"]
+    assert chosen.pop("model_train_member") == SITE["GPU_PARTITION"]
     assert set(chosen.values()) == {SITE["PARTITION"]}
 
 

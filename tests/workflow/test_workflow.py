@@ -19,10 +19,10 @@ STAGE_JOBS = {
     "all_dft": {"dft_gpaw": KEPT},
     "all_spectra": {"dft_gpaw": KEPT, "spectra": 1},
     "all_dataset": {"dft_gpaw": KEPT, "spectra": 1, "dataset": 1},
-    "all_model": {"dft_gpaw": KEPT, "spectra": 1, "dataset": 1,
-                  "model_graphs": 1, "model_train": 1, "model_evaluate": 1, "model_embeddings": 1},
-    "all_interpret": {"dft_gpaw": KEPT, "spectra": 1, "dataset": 1,
-                      "model_graphs": 1, "model_train": 1, "model_evaluate": 1, "model_embeddings": 1,
+    "all_model": {"dft_gpaw": KEPT, "spectra": 1, "dataset": 1, "model_graphs": 1, "model_train": 1,
+                  "model_train_member": 2, "model_evaluate": 1, "model_embeddings": 1},
+    "all_interpret": {"dft_gpaw": KEPT, "spectra": 1, "dataset": 1, "model_graphs": 1, "model_train": 1,
+                      "model_train_member": 2, "model_evaluate": 1, "model_embeddings": 1,
                       "interpret_environments": 1, "interpret": 1},
 }
 
@@ -84,7 +84,8 @@ def test_full_dag_past_the_structures_checkpoint(workflow_dir, configfile, sourc
     args = ["-n", "--cores", "2"] + (["--configfile", configfile] if configfile else [])
     proc = snakemake(args, cwd=workflow_dir, timeout=120, env={"MP_API_KEY": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert job_counts(proc.stdout) == full_dag_jobs(engine, 20), proc.stdout
+    # the default config trains a 3-member ensemble, the paper config 5 members
+    assert job_counts(proc.stdout) == full_dag_jobs(engine, 20, 5 if configfile else 3), proc.stdout
     assert sorted(re.findall(r"output: results/dft/(\S+)/result\.json", proc.stdout)) == ids
     # each DFT job carries its engine's resources from rules/dft.smk
     resources = job_resources(proc.stdout, f"dft_{engine}")
