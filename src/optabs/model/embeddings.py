@@ -19,7 +19,8 @@ def embedding_layers(model: Any) -> list[str]:
 
 
 def embeddings(
-    model: Any, graphs: Mapping[str, Graph], ids: Sequence[str], batch_size: int = 32, threads: int | None = 1
+    model: Any, graphs: Mapping[str, Graph], ids: Sequence[str], batch_size: int = 32, threads: int | None = 1,
+    layers: Sequence[str] | None = None, spectra: list | None = None,
 ) -> pd.DataFrame:
     """Per-material, per-layer mean atom features.
 
@@ -31,12 +32,16 @@ def embeddings(
     their mean over each material (``scatter_mean``), so readout is the pooled vector the
     spectrum is a linear function of (it coincides with the last GCN layer's mean; with no GCN
     layers, with the last ALIGNN layer's). Rows are ordered by material, then layer.
-    ``threads``: torch CPU threads for the call (None: leave as is).
+    ``threads``: torch CPU threads for the call (None: leave as is). ``layers``: only these layers'
+    rows (default all). ``spectra``: a list that receives the model's output of each batch ((batch,
+    n_grid) float64 arrays, in the order of ``ids``), so that a caller needing both gets them from
+    one forward pass.
     """
     from alignn.models.alignn_atomwise_pure import scatter_mean
 
     device = next(model.parameters()).device
     names = embedding_layers(model)
+    keep = names if layers is None else [n for n in names if n in set(layers)]
     modules = list(model.alignn_layers) + list(model.gcn_layers)
     captured: dict[str, torch.Tensor] = {}
     handles = []
@@ -50,16 +55,18 @@ def embeddings(
             for chunk in batches(list(ids), batch_size):
                 captured.clear()
                 g, lg = batch(graphs, chunk, device)
-                forward(model, g, lg)
+                out = forward(model, g, lg)
+                if spectra is not None:
+                    spectra.append(out.cpu().numpy().astype(float))
                 batch_id = g.node_batch_id
                 pooled = {
                     name: (captured[name] if name == "readout" else scatter_mean(captured[name], batch_id, g.batch_size))
                     .cpu()
                     .numpy()
-                    for name in names
+                    for name in keep
                 }
                 for b, mid in enumerate(chunk):
-                    for name in names:
+                    for name in keep:
                         rows.append((mid, name, pooled[name][b].astype(float).tolist()))
     finally:
         for h in handles:

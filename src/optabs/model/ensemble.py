@@ -53,7 +53,9 @@ def member_predictions(
     models: Sequence[Any], graphs: Mapping[str, Graph], ids: Sequence[str], floor: float, threads: int | None = 1
 ) -> np.ndarray:
     """(M, N, G) log10 alpha of the materials ``ids`` by each member, clipped at ``floor``."""
-    return np.stack([clip_to_floor(predict(m, graphs, ids, threads=threads), floor) for m in models])
+    if not models:
+        return np.zeros((0, len(ids), 0))
+    return np.stack([clip_to_floor(predict(m, graphs, ids, batch_size=64, threads=threads), floor) for m in models])
 
 
 def mean_and_std(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

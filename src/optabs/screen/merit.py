@@ -29,9 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import constants
-from scipy.integrate import simpson
-from scipy.interpolate import make_interp_spline
 
 from optabs.errors import ConfigError, InputError
 from optabs.grid import LOG10_ALPHA_FLOOR, ONSET_THRESHOLD, Grid
@@ -304,6 +301,11 @@ def slme_vectorised(
     thickness = np.broadcast_to(np.asarray(thickness_m, dtype=float), gap.shape)
     if alpha_m.shape != (gap.size, energy.size):
         raise InputError(f"slme_vectorised: alpha {alpha_m.shape}, gaps {gap.shape}, energy {energy.shape} do not match")
+    # scipy here, not at the top: the workflow reads the merits' settings at every start
+    from scipy import constants
+    from scipy.integrate import simpson
+    from scipy.interpolate import make_interp_spline
+
     c, h, k, e = constants.c, constants.h, constants.k, constants.e
     h_ev = h / e
 

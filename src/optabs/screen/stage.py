@@ -26,6 +26,7 @@ from optabs.interpret.settings import InterpretSettings
 from optabs.model.embeddings import embeddings
 from optabs.model.ensemble import member_predictions
 from optabs.model.graphs import Graph
+from optabs.model.metrics import clip_to_floor
 from optabs.screen.ood import learned_clusters, nearest_cluster
 from optabs.screen.rank import ranking_table, shortlist
 from optabs.screen.settings import ScreenSettings
@@ -91,12 +92,18 @@ def screen(
         ranking = ranking_table([], [], np.zeros((n, 0, grid.n_points)), grid, settings, np.zeros(0, int),
                                 np.zeros(0), np.zeros(0, bool))
         return ranking, shortlist(ranking, settings, n)
-    members = member_predictions(models, candidate_graphs, candidate_ids, grid.log10_alpha_floor)
     layer = interpret.layer
-    known = feature_matrix(embeddings(models[0], known_graphs, list(known_ids)), layer, list(known_ids))
+    # member 0's spectra and the candidates' features of the clustering layer in one forward pass
+    first: list[np.ndarray] = []
+    feats = feature_matrix(embeddings(models[0], candidate_graphs, list(candidate_ids), batch_size=64, layers=[layer],
+                                      spectra=first), layer, list(candidate_ids))
+    rest = member_predictions(models[1:], candidate_graphs, candidate_ids, grid.log10_alpha_floor) if len(models) > 1 \
+        else np.zeros((0, len(candidate_ids), grid.n_points))
+    members = np.concatenate([clip_to_floor(np.concatenate(first), grid.log10_alpha_floor)[None], rest])
+    known = feature_matrix(embeddings(models[0], known_graphs, list(known_ids), batch_size=64, layers=[layer]), layer,
+                           list(known_ids))
     labels = ward_clusters(known, min(interpret.n_clusters, len(known_ids)), standardize=interpret.standardize).labels
     centroids = learned_clusters(known, labels, standardize=interpret.standardize)
-    feats = feature_matrix(embeddings(models[0], candidate_graphs, list(candidate_ids)), layer, list(candidate_ids))
     cluster, distance, ood = nearest_cluster(centroids, feats)
     ranking = ranking_table(candidate_ids, formulas, members, grid, settings, cluster, distance, ood)
     return ranking, shortlist(ranking, settings, len(models))
