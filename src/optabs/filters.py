@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import spglib
 from pymatgen.core import Element, Structure
-from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from optabs.config import Settings
 from optabs.errors import ConfigError
@@ -112,6 +111,10 @@ def disorder_detail(structure: Structure, show: int = 3) -> str:
 
 def space_group_number(structure: Structure, symprec: float = 0.01) -> int:
     """International space-group number found with tolerance ``symprec`` (angstrom)."""
+    # Imported here: pymatgen.symmetry pulls in scipy.cluster and scipy.spatial (~0.25 s), and the
+    # Snakefile's settings check imports this module on every snakemake start.
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
     try:
         return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
     except Exception:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
 
 from optabs.errors import InputError
 
@@ -86,6 +85,10 @@ def ward_clusters(features: ArrayLike, k: int, *, standardize: bool = False) -> 
         x = np.divide(x - x.mean(axis=0), std, out=np.zeros_like(x), where=std > 0)
     if m == 1:
         return ClusterResult(np.ones(1, dtype=np.int64), np.zeros((0, 4)), np.zeros(1, dtype=np.int64), k, 1, standardize)
+
+    # Imported here, not at the top: scipy.cluster costs ~0.2 s to import, and the Snakefile's
+    # settings check imports this module (through optabs.interpret) on every snakemake start.
+    from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
 
     z = _canonical_children(linkage(x, method="ward", metric="euclidean"), _row_ranks(x))
     raw = fcluster(z, t=k, criterion="maxclust")

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import sparse
-from scipy.stats import false_discovery_control, hypergeom
 
 from optabs.errors import InputError
 
@@ -122,6 +121,10 @@ def motif_enrichment(
     counts = np.rint((members @ carries).toarray()).astype(np.int64)  # (C, F)
     sizes = np.bincount(idx, minlength=clusters.size)
     total = np.rint(np.asarray(carries.sum(axis=0))).astype(np.int64).ravel()  # (F,)
+
+    # Imported here, not at the top: scipy.stats costs ~0.5 s to import, and the Snakefile's
+    # settings check imports this module (through optabs.interpret) on every snakemake start.
+    from scipy.stats import false_discovery_control, hypergeom
 
     ci, fi = np.nonzero(counts > 0)
     k, n, big_k = counts[ci, fi], sizes[ci], total[fi]

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.signal import fftconvolve
 
 from optabs.errors import InputError
 from optabs.spectra._checks import (
@@ -107,6 +106,10 @@ def kramers_kronig(
 
     # sum_i a_i t_full[i - j] = (a conv reversed t_full)[j + n - 1]
     # sum_i a_i h_full[i + j] = (reversed a conv h_full)[j + n - 1]
+    # Imported here, not at the top: scipy.signal costs ~0.4 s to import, and the Snakefile's
+    # settings check imports this module (through optabs.dataset) on every snakemake start.
+    from scipy.signal import fftconvolve
+
     window = slice(n - 1, 2 * n - 1)
     toeplitz = fftconvolve(eps2, t_full[::-1, None], mode="full", axes=0)[window]
     hankel = fftconvolve(eps2[::-1], h_full[:, None], mode="full", axes=0)[window]
