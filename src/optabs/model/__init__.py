@@ -26,6 +26,8 @@ workflow can read :class:`ModelSettings` without it):
                 continues after its last epoch: fingerprint, random states, saving and loading
 ``checkpoint``  writing and reading checkpoints (weights, settings, split, grid); ``load_model``
 ``predict``     ``predict``: spectra of graphs from a trained network; the predictions table
+``ensemble``    members of an ensemble (same split, seeds ``seed + member``): loading them, their
+                (M, N, G) predictions, mean and sigma, and the calibration of the sigma bands
 ``baselines``   the mean-spectrum and composition baselines (no torch)
 ``metrics``     ``evaluate``: ALIGNN and both baselines (fitted on the same training split) side
                 by side on the test split (``metrics.json``) (no torch)

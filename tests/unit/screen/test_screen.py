@@ -94,3 +94,123 @@ def test_a_single_material_cluster_takes_the_median_radius_of_the_others():
     x = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [12.0, 0.0], [50.0, 50.0]])
     c = learned_clusters(x, np.array([1, 1, 2, 2, 3]))
     assert list(c.radii) == pytest.approx([0.5, 1.0, 0.75])
+
+
+# ---------------------------------------------------------------- the ranking of real structures
+
+
+def _rocksalt(a, b, lattice_a):
+    from pymatgen.core import Lattice, Structure
+
+    s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(lattice_a), [a, b], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return s.get_primitive_structure()
+
+
+KNOWN = {"mgo": ("Mg", "O", 4.21, 7.8), "cao": ("Ca", "O", 4.81, 7.0), "sro": ("Sr", "O", 5.16, 5.9),
+         "bao": ("Ba", "O", 5.54, 4.8), "mgs": ("Mg", "S", 5.20, 4.8), "cas": ("Ca", "S", 5.69, 4.4),
+         "srs": ("Sr", "S", 6.02, 4.3), "bas": ("Ba", "S", 6.39, 3.9)}
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory):
+    """Two members of a tiny ALIGNN trained (briefly) on eight rocksalt oxides and sulfides with
+    synthetic spectra on a 51-point grid; the dataset, its graphs and the checkpoints."""
+    from optabs.dataset import DATASET_COLUMNS
+    from optabs.grid import Grid
+    from optabs.model.graphs import build_graphs
+    from optabs.model.settings import ModelSettings
+    from optabs.model.train import train
+
+    grid = Grid(n_points=51)
+    e = grid.energy_ev
+    rows, structures = [], {}
+    for mid, (a, b, lat, onset) in KNOWN.items():
+        s = _rocksalt(a, b, lat)
+        structures[mid] = s
+        spectrum = np.where(e < onset, 2.0, 4.0 + 1.5 * (1 - np.exp(-(e - onset) / 2.0)))
+        rows.append({"material_id": mid, "source_name": mid, "formula": s.composition.reduced_formula,
+                     "structure": s.to_json(), "log10_alpha": list(map(float, spectrum)), "onset_ev": onset,
+                     "dft_gap_ev": onset, "corrected_gap_ev": onset, "e_above_hull_ev": 0.0, "stability": "stable",
+                     "stability_policy": "none", "mp_database_version": "", "engine": "imported"})
+    dataset = pd.DataFrame(rows)[DATASET_COLUMNS]
+    settings = ModelSettings.preset("demo", alignn_layers=1, gcn_layers=1, hidden_features=16, embedding_features=16,
+                                    epochs=4, batch_size=4, learning_rate=3e-3, threads=1, device="cpu",
+                                    max_train_minutes=None)
+    graphs, failures = build_graphs(structures, settings, workers=1)
+    assert not failures
+    out = tmp_path_factory.mktemp("ensemble")
+    members = [train(dataset, graphs, replace_member(settings, k), out / f"m{k}", grid) for k in range(2)]
+    return {"dataset": dataset, "graphs": graphs, "grid": grid, "settings": settings, "members": members, "dir": out}
+
+
+def replace_member(settings, k):
+    import dataclasses
+
+    return dataclasses.replace(settings, member=k)
+
+
+def test_screen_ranks_candidates_flags_a_far_structure_and_explains_its_shortlist(ensemble):
+    from pymatgen.core import Lattice, Structure
+
+    from optabs.interpret.settings import InterpretSettings
+    from optabs.model.graphs import build_graphs
+    from optabs.screen.settings import ScreenSettings
+    from optabs.screen.stage import screen
+
+    strained = _rocksalt("Ca", "O", 4.81)
+    strained.apply_strain(0.01)
+    far = Structure(Lattice.hexagonal(2.88, 4.68), ["Zr", "Zr"], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
+    candidates = {"cao_strained": strained, "sro_like": _rocksalt("Sr", "O", 5.2), "zr_metal": far}
+    graphs, failures = build_graphs(candidates, ensemble["settings"], workers=1)
+    assert not failures
+    models = [m.model for m in ensemble["members"]]
+    settings = ScreenSettings(batch=2, acquisition="ucb", kappa=1.0)
+    ids = list(candidates)
+    ranking, short = screen(models, list(ensemble["graphs"]), ensemble["graphs"], ids,
+                            [candidates[m].composition.reduced_formula for m in ids], graphs, settings,
+                            InterpretSettings(n_clusters=2), ensemble["grid"])
+    by_id = ranking.set_index("material_id")
+    # a strained copy of a computed material is in distribution; hcp Zr metal is not
+    assert not by_id.loc["cao_strained", "out_of_distribution"]
+    assert by_id.loc["zr_metal", "out_of_distribution"]
+    # ranking: ucb on the visible mean (mean + sigma), best first
+    expected = (ranking.visible_mean_mean + ranking.visible_mean_std).to_numpy()
+    assert np.allclose(ranking.score, expected) and list(ranking["rank"]) == [1, 2, 3]
+    assert np.all(np.diff(ranking.score) <= 0)
+    # two members that differ: a spread, and spectra with bands on the grid
+    assert (ranking.visible_mean_std > 0).all()
+    assert all(len(v) == 51 for v in ranking.log10_alpha_std)
+    assert list(short.material_id) == list(ranking.material_id[:2])
+    assert all(w.startswith("ucb: highest visible_mean mean + 1 sigma") for w in short.why)
+    far_row = short[short.material_id == "zr_metal"]
+    if len(far_row):
+        assert "outside every learned cluster" in far_row.why.iloc[0]
+
+
+def test_optabs_screen_ranks_a_folder_and_names_what_it_skipped(ensemble, tmp_path, capsys):
+    from optabs import cli
+    from optabs.dataset import write_dataset
+
+    write_dataset(tmp_path / "dataset.parquet", ensemble["dataset"])
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    _rocksalt("Ca", "Se", 5.92).to(filename=str(folder / "CaSe.cif"))
+    _rocksalt("Sr", "Se", 6.24).to(filename=str(folder / "POSCAR_SrSe"), fmt="poscar")
+    (folder / "broken.cif").write_text("data_broken\n_cell_length_a nonsense\n")
+    checkpoints = [str(m.checkpoint) for m in ensemble["members"]]
+    status = cli.main(["screen", "--checkpoint", *checkpoints, "--dataset", str(tmp_path / "dataset.parquet"),
+                       "--structures", str(folder), "--out", str(tmp_path / "out")])
+    assert status == 0
+    ranking = pd.read_parquet(tmp_path / "out/ranking.parquet")
+    assert sorted(ranking.material_id) == ["CaSe", "SrSe"]
+    short = pd.read_csv(tmp_path / "out/shortlist.csv")
+    assert len(short) == 2 and short["rank"].tolist() == [1, 2]
+    skipped = pd.read_csv(tmp_path / "out/skipped.csv")
+    assert list(skipped.file.map(lambda f: f.split("/")[-1])) == ["broken.cif"]
+    assert (tmp_path / "out/merit_sigma.png").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "shortlist" in printed and "CaSe" in printed
+    # a checkpoint that does not exist: one line naming it, exit status 2
+    assert cli.main(["screen", "--checkpoint", str(tmp_path / "nope.pt"), "--dataset", str(tmp_path / "dataset.parquet"),
+                     "--structures", str(folder), "--out", str(tmp_path / "out2")]) == 2
+    assert "nope.pt" in capsys.readouterr().err
