@@ -39,7 +39,6 @@ def run() -> dict:
     if not SHARED_DATA.is_dir():
         return {"quick": quick(), "skipped": f"needs the shared oxides at {SHARED_DATA} (absent)"}
     warnings.simplefilter("ignore")
-    import numpy as np
 
     from optabs.dataset import import_alignn, spectra_matrix
     from optabs.grid import Grid
@@ -68,7 +67,8 @@ def run() -> dict:
                  for s in STRATEGIES}
     best = max(found["ucb"], found["greedy"])
     out = {
-        "quick": quick(), "materials": len(dataset), "seeds": list(seeds), "initial": round(design.initial_fraction * len(dataset)),
+        "quick": quick(), "materials": len(dataset), "seeds": list(seeds),
+        "initial": round(design.initial_fraction * len(dataset)),
         "rounds": design.rounds, "batch": design.batch, "top_n": design.top_n, "ensemble": design.ensemble,
         "model": "1+1 layers, hidden 32, 12 epochs, batch 8 (bench_active_learning.SIM_MODEL)",
         "merit": "visible_mean (1.6-3.3 eV)", "found_after_last_round": found, "recall_per_round": per_round,
@@ -78,7 +78,8 @@ def run() -> dict:
         "seconds": round(time.perf_counter() - t0, 1), "load_average_end": os.getloadavg(),
     }
     out["goal_met"] = bool(found["random"] and best >= 2 * found["random"] and out["seconds"] <= 1800)
-    _figure(per_round, design, Path(__file__).resolve().parent / ("work/active_learning.png" if quick() else "active_learning.png"))
+    name = "work/active_learning.png" if quick() else "active_learning.png"
+    _figure(per_round, design, Path(__file__).resolve().parent / name)
     return out
 
 

@@ -56,8 +56,9 @@ def test_two_rounds_of_active_learning_with_the_replay_engine(workflow_dir, shar
     rounds = json.loads((results / "screen/rounds.json").read_text())["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     truth = {}
-    from optabs.structures.files import material_id_from_filename
     from pathlib import Path
+
+    from optabs.structures.files import material_id_from_filename
 
     for row in rows:
         truth[material_id_from_filename(Path(row.split(",", 1)[0]))] = _visible_mean(row)

@@ -11,7 +11,6 @@ from optabs.errors import ConfigError
 from optabs.screen.acquisition import acquisition_scores, rank_order, ranked
 from optabs.screen.ood import learned_clusters, nearest_cluster
 
-
 # ---------------------------------------------------------------- acquisition
 
 
