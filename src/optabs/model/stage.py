@@ -90,7 +90,7 @@ def evaluate_stage(
     """
     from optabs.dataset import read_dataset, spectra_matrix
     from optabs.io import write_json, write_parquet
-    from optabs.model.ensemble import calibration, load_ensemble, mean_and_std, member_predictions
+    from optabs.model.ensemble import load_ensemble, mean_and_std, member_predictions
     from optabs.plots import onset_parity_figure, worst_by_quartile_figure
 
     dataset = read_dataset(dataset_path)
@@ -109,12 +109,8 @@ def evaluate_stage(
     for i, m in enumerate(ids):
         full[row[m]] = pred[i]
     evaluation = evaluate(dataset, split, full, grid.energy_ev, grid.onset_threshold, settings.seed, grid.log10_alpha_floor)
-    test_rows = [i for i, m in enumerate(ids) if split.get(m) == "test"]
-    truth = spectra_matrix(dataset)[[row[ids[i]] for i in test_rows]]
-    evaluation.metrics["ensemble"] = {
-        "members": len(models),
-        **(calibration(truth, pred[test_rows], std[test_rows], grid.log10_alpha_floor) if len(models) > 1 else {}),
-    }
+    evaluation.metrics["ensemble"] = _ensemble_metrics(spectra_matrix(dataset), row, ids, split, pred, std, len(models),
+                                                       grid.log10_alpha_floor)
     write_parquet(predictions_path, predictions_table(ids, split, pred, std))
     write_parquet(per_material_path, evaluation.per_material)
     write_json(metrics_path, evaluation.metrics)
@@ -126,6 +122,28 @@ def evaluate_stage(
         list(test.material_id), worst_png,
     )
     return evaluation.metrics
+
+
+def _ensemble_metrics(truth_all, row, ids, split, pred, std, members: int, floor: float) -> dict[str, Any]:
+    """``metrics.json``'s ``ensemble``: the members, and for more than one the calibration of the
+    sigma bands on the test split, as trained and with sigma scaled by the factor the validation
+    split asks for (:func:`optabs.model.ensemble.sigma_scale`)."""
+    from optabs.model.ensemble import calibration, sigma_scale
+
+    out: dict[str, Any] = {"members": members}
+    if members < 2:
+        return out
+    parts = {}
+    for part in ("val", "test"):
+        rows = [i for i, m in enumerate(ids) if split.get(m) == part]
+        parts[part] = (truth_all[[row[ids[i]] for i in rows]], pred[rows], std[rows])
+    out.update(calibration(*parts["test"], floor))
+    scale = sigma_scale(*parts["val"], floor) if len(parts["val"][0]) else None
+    out["sigma_scale_from_val"] = scale
+    if scale is not None:
+        truth, mean, sd = parts["test"]
+        out["test_scaled"] = calibration(truth, mean, scale * sd, floor)
+    return out
 
 
 def embeddings_stage(dataset_path: str | Path, cache_path: str | Path, checkpoint_path: str | Path, out_path: str | Path) -> None:

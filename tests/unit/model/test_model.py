@@ -569,3 +569,15 @@ def test_calibration_counts_points_inside_the_bands_away_from_the_floor():
     assert c["within_1sigma"] == pytest.approx(4 / 8)
     assert c["within_2sigma"] == pytest.approx(6 / 8)
     assert c["within_2sigma_all_points"] == pytest.approx(8 / 10)
+
+
+def test_sigma_scale_widens_a_too_narrow_band_to_the_asked_coverage():
+    from optabs.model.ensemble import calibration, sigma_scale
+
+    rng = np.random.default_rng(0)
+    mean = np.full((50, 40), 4.0)
+    truth = mean + rng.normal(0.0, 0.3, size=mean.shape)  # errors of sigma 0.3 ...
+    std = np.full(mean.shape, 0.1)  # ... claimed as 0.1: three times too narrow
+    s = sigma_scale(truth, mean, std, floor=2.0)
+    assert s == pytest.approx(3.0, rel=0.1)
+    assert calibration(truth, mean, s * std, 2.0)["within_2sigma"] == pytest.approx(0.954, abs=0.01)
