@@ -34,8 +34,8 @@ def run() -> dict:
         wf = copy_workflow(Path(tmp) / "wf")
         data = alignn_slice(SHARED_DATA, 80, Path(tmp) / "slice") if quick() else SHARED_DATA
         model = f"{{preset: cpu, ensemble: {MEMBERS}{', epochs: 3' if quick() else ''}}}"
-        args = [SNAKEMAKE, "--cores", "2", "--configfile", "configs/database.yaml", "--config", f"dataset_dir={data}",
-                f"model={model}", "--set-threads", "model_train=1", "model_train_member=1", "all_model"]
+        args = [SNAKEMAKE, "all_model", "--cores", "2", "--configfile", "configs/database.yaml", "--set-threads",
+                "model_train=1", "model_train_member=1", "--config", f"dataset_dir={data}", f"model={model}"]
         t0 = time.perf_counter()
         proc = measure(args, cwd=wf, env=bench_env(), timeout=TIMEOUT_S).check("the database run")
         metrics = json.loads((wf / "results/model/metrics.json").read_text())
