@@ -63,3 +63,27 @@ def check_report(driver, index: Path, screenshot: Path | None = None) -> list[st
         assert driver.find_element(By.TAG_NAME, "h1").text == f"Cluster {number}"
         assert driver.execute_script(ALL_IMAGES_LOADED), f"an image of {href} did not load"
     return hrefs
+
+
+def check_screening(driver, index: Path, screenshot: Path | None = None) -> list[str]:
+    """Open the screening page from ``index``'s link; assert that every image loaded and return the
+    material ids of its shortlist table, in order (the second column of the table under "Shortlist")."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 30)
+    driver.get(index.as_uri())
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    driver.find_element(By.CSS_SELECTOR, "a[href='screening.html']").click()
+    wait.until(lambda d: d.current_url.endswith("screening.html")
+               and d.execute_script("return document.readyState") == "complete")
+    assert driver.find_element(By.TAG_NAME, "h1").text.startswith("Screening")
+    assert driver.execute_script(ALL_IMAGES_LOADED), "an image of screening.html did not load"
+    rows = driver.execute_script(
+        "const h = document.getElementById('shortlist'); let t = h.nextElementSibling;"
+        "while (t && t.tagName !== 'TABLE') { t = t.querySelector('table') || t.nextElementSibling; }"
+        "return t ? [...t.querySelectorAll('tbody tr')].map(r => r.cells[1].innerText) : [];")
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(screenshot))
+    return rows

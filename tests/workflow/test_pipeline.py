@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake
-from fakes.browser import check_report
+from fakes.browser import check_report, check_screening
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = REPO / "test-artifacts"
@@ -49,6 +49,12 @@ def test_test_config_runs_the_whole_chain_with_gpaw(workflow_dir, browser):
     html = index.read_text()
     assert "NiO-rocksalt" in html and "Nd2O3-hexagonal" in html  # the filter's rejects are listed
     check_report(browser, index, ARTIFACTS / "demo_report.png")
+    # screening: CrO3 passed the filter but is above catalog_max_sites, so it is the one candidate,
+    # ranked by the 2-member ensemble (.test/config.yaml) with a spread
+    assert json.loads((results / "model/metrics.json").read_text())["ensemble"]["members"] == 2
+    ranking = pd.read_parquet(results / "screen/ranking.parquet")
+    assert list(ranking.material_id) == ["CrO3-Ama2"] and (ranking.visible_mean_std > 0).all()
+    assert check_screening(browser, index, ARTIFACTS / "demo_screening.png") == ["CrO3-Ama2"]
 
 
 def test_database_slice_without_dft(workflow_dir, shared_data, browser, tmp_path):
