@@ -28,7 +28,7 @@ demo: $(STAMP)
 	@echo "Results in results/; report: results/report/index.html"
 
 test: $(STAMP) lint-code
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 # ruff (style, imports, docstrings of the public API), snakefmt (the Snakefile and rules/*.smk;
 # pyproject.toml [tool.snakefmt]), mypy, and the import-layer contract

@@ -67,7 +67,7 @@ def shortlist(ranking: pd.DataFrame, settings: ScreenSettings, n_members: int) -
         ood = ("; outside every learned cluster (farther from cluster "
                f"{row.cluster}'s centre than any of its computed materials)") if row.out_of_distribution else ""
         why.append(f"{settings.acquisition}: {rule}; {merit} {getattr(row, merit + '_mean'):.3g} "
-                   f"+- {getattr(row, merit + '_std'):.2g}; nearest cluster {row.cluster}{ood}")
+                   f"± {getattr(row, merit + '_std'):.2g}; nearest cluster {row.cluster}{ood}")
     return pd.DataFrame({
         "rank": top["rank"].to_numpy(), "material_id": top.material_id.to_numpy(), "formula": top.formula.to_numpy(),
         "merit": merit, "merit_mean": top[f"{merit}_mean"].to_numpy(), "merit_std": top[f"{merit}_std"].to_numpy(),
