@@ -103,9 +103,11 @@ def train_round_stage(
 
 def round_metrics(
     models: Sequence[Any], dataset: pd.DataFrame, graphs: Mapping[str, Graph], split: Mapping[str, str], grid: Grid,
+    scale: float | None = None,
 ) -> dict[str, Any]:
     """The ensemble's scores on round 0's test materials: spectrum and onset metrics of the mean,
-    and the calibration of its bands (:func:`optabs.model.ensemble.calibration`)."""
+    and the calibration of its bands (:func:`optabs.model.ensemble.calibration`), as trained and,
+    with a ``scale`` (from the validation split), as the screening uses them (``calibration_scaled``)."""
     test = dataset[dataset.material_id.map(lambda m: split.get(m) == "test" and m in graphs)].reset_index(drop=True)
     out: dict[str, Any] = {"n_dataset": int(len(dataset)), "n_test": int(len(test)), "members": len(models)}
     if len(test) == 0:
@@ -115,6 +117,8 @@ def round_metrics(
     out.update(spectrum_metrics(truth, mean, grid.energy_ev, grid.onset_threshold))
     if len(models) > 1:
         out["calibration"] = calibration(truth, mean, std, grid.log10_alpha_floor)
+        if scale is not None:
+            out["calibration_scaled"] = calibration(truth, mean, scale * std, grid.log10_alpha_floor)
     return out
 
 
@@ -133,7 +137,7 @@ def screen_round_stage(
     """
     import json
 
-    from optabs.screen.stage import screen, write_screen
+    from optabs.screen.stage import screen, validation_scale, write_screen
 
     models, model_settings, split, _ = load_ensemble(list(checkpoints))
     dataset = read_dataset(dataset_path)
@@ -147,12 +151,13 @@ def screen_round_stage(
         computed.update(ids.material_id)
     candidates = [m for m in manifest["material_ids"] if m not in computed and m in graphs]
     formulas = [manifest["formulas"][m] for m in candidates]
-    ranking, short = screen(models, known, graphs, candidates, formulas, graphs, settings, interpret, grid)
+    scale = validation_scale(models, dataset, graphs, split, grid) if settings.calibrate else None
+    ranking, short = screen(models, known, graphs, candidates, formulas, graphs, settings, interpret, grid, scale)
     ranking.insert(1, "round", round_no)
     write_screen(ranking, short, grid, settings.merit, ranking_path=ranking_path, shortlist_path=shortlist_path,
                  merit_png=merit_png, spectra_png=spectra_png)
-    metrics = round_metrics(models, dataset, graphs, split, grid)
-    metrics.update({"round": round_no, "n_candidates": len(candidates), "acquisition": settings.acquisition,
+    metrics = round_metrics(models, dataset, graphs, split, grid, scale)
+    metrics.update({"sigma_scale": scale, "round": round_no, "n_candidates": len(candidates), "acquisition": settings.acquisition,
                     "merit": settings.merit})
     write_json(metrics_path, metrics)
     return ranking

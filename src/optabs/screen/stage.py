@@ -78,9 +78,13 @@ def load_candidates(table_path: str | Path | None, folder: str | Path | None, ex
 def screen(
     models: Sequence[Any], known_ids: Sequence[str], known_graphs: Mapping[str, Graph], candidate_ids: Sequence[str],
     formulas: Sequence[str], candidate_graphs: Mapping[str, Graph], settings: ScreenSettings,
-    interpret: InterpretSettings, grid: Grid,
+    interpret: InterpretSettings, grid: Grid, sigma_scale: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(ranking, shortlist)`` of the candidates (see :func:`optabs.screen.rank.ranking_table`).
+
+    ``sigma_scale``: the calibration factor of the ensemble's spread (:func:`validation_scale`);
+    each member's spectrum is moved away from the members' mean by this factor before any figure
+    of merit is computed, so every sigma (spectrum band and figures of merit) is the calibrated one.
 
     ``known_ids``: the dataset's materials (with graphs in ``known_graphs``), whose features of
     ``interpret.layer`` by member 0 are Ward-clustered into ``interpret.n_clusters`` (at most one
@@ -100,6 +104,9 @@ def screen(
     rest = member_predictions(models[1:], candidate_graphs, candidate_ids, grid.log10_alpha_floor) if len(models) > 1 \
         else np.zeros((0, len(candidate_ids), grid.n_points))
     members = np.concatenate([clip_to_floor(np.concatenate(first), grid.log10_alpha_floor)[None], rest])
+    if sigma_scale is not None and sigma_scale != 1.0:
+        centre = members.mean(axis=0)
+        members = centre + sigma_scale * (members - centre)
     known = feature_matrix(embeddings(models[0], known_graphs, list(known_ids), batch_size=64, layers=[layer]), layer,
                            list(known_ids))
     labels = ward_clusters(known, min(interpret.n_clusters, len(known_ids)), standardize=interpret.standardize).labels
@@ -107,6 +114,22 @@ def screen(
     cluster, distance, ood = nearest_cluster(centroids, feats)
     ranking = ranking_table(candidate_ids, formulas, members, grid, settings, cluster, distance, ood)
     return ranking, shortlist(ranking, settings, len(models))
+
+
+def validation_scale(
+    models: Sequence[Any], dataset: pd.DataFrame, graphs: Mapping[str, Graph], split: Mapping[str, str], grid: Grid,
+) -> float | None:
+    """The factor that calibrates the ensemble's spread on the validation split (None for a single
+    model or no validation material): :func:`optabs.model.ensemble.sigma_scale`, so that 95.4 % of
+    the validation points fall inside +-2 sigma. The test split is never used for it."""
+    from optabs.dataset import spectra_matrix
+    from optabs.model.ensemble import mean_and_std, sigma_scale
+
+    val = dataset[dataset.material_id.map(lambda m: split.get(m) == "val" and m in graphs)].reset_index(drop=True)
+    if len(models) < 2 or len(val) == 0:
+        return None
+    mean, std = mean_and_std(member_predictions(models, graphs, list(val.material_id), grid.log10_alpha_floor))
+    return sigma_scale(spectra_matrix(val), mean, std, grid.log10_alpha_floor)
 
 
 def write_screen(
@@ -203,7 +226,7 @@ def screen_folder(
         raise InputError(f"config file {config_path} is not a mapping of config keys")
     settings = ScreenSettings.from_config("screen", config.get("screen"))
     interpret = InterpretSettings.from_config("interpret", config.get("interpret"))
-    models, model_settings, _, grid = load_ensemble(list(checkpoints))
+    models, model_settings, split, grid = load_ensemble(list(checkpoints))
     if grid is None:
         raise InputError(f"model checkpoint {checkpoints[0]} stores no energy grid: retrain the model")
     dataset = read_dataset(dataset_path)
@@ -215,9 +238,10 @@ def screen_folder(
     out = Path(out_dir)
     write_csv(out / "skipped.csv", pd.DataFrame(skipped, columns=SKIPPED_COLUMNS))
     ids = [m for m in found.structures if m in graphs]
+    scale = validation_scale(models, dataset, known_graphs, split, grid) if settings.calibrate else None
     ranking, short = screen(models, list(known_graphs), known_graphs, ids,
                             [found.structures[m].composition.reduced_formula for m in ids], graphs, settings, interpret,
-                            grid)
+                            grid, scale)
     write_screen(ranking, short, grid, settings.merit, ranking_path=out / "ranking.parquet",
                  shortlist_path=out / "shortlist.csv", merit_png=out / "merit_sigma.png",
                  spectra_png=out / "shortlist_spectra.png")

@@ -213,3 +213,24 @@ def test_optabs_screen_ranks_a_folder_and_names_what_it_skipped(ensemble, tmp_pa
     assert cli.main(["screen", "--checkpoint", str(tmp_path / "nope.pt"), "--dataset", str(tmp_path / "dataset.parquet"),
                      "--structures", str(folder), "--out", str(tmp_path / "out2")]) == 2
     assert "nope.pt" in capsys.readouterr().err
+
+
+def test_a_calibration_factor_widens_every_band_around_the_same_mean(ensemble):
+    from optabs.interpret.settings import InterpretSettings
+    from optabs.screen.settings import ScreenSettings
+    from optabs.screen.stage import screen, validation_scale
+
+    graphs, ids = ensemble["graphs"], ["mgo", "bas"]
+    models = [m.model for m in ensemble["members"]]
+    common = (models, list(graphs), graphs, ids, ["MgO", "BaS"], graphs, ScreenSettings(acquisition="greedy"),
+              InterpretSettings(n_clusters=2), ensemble["grid"])
+    raw = screen(*common)[0].set_index("material_id").loc[ids]
+    wide = screen(*common, sigma_scale=2.0)[0].set_index("material_id").loc[ids]
+    # window mean and log10 alpha are linear in the spectrum: their sigma doubles, their mean stays
+    assert np.allclose(wide.visible_mean_std, 2 * raw.visible_mean_std)
+    assert np.allclose(wide.visible_mean_mean, raw.visible_mean_mean)
+    assert np.allclose(np.stack(wide.log10_alpha_std), 2 * np.stack(raw.log10_alpha_std))
+    # the factor comes from the validation split only; a single model has none
+    split = ensemble["members"][0].split
+    assert validation_scale(models, ensemble["dataset"], graphs, split, ensemble["grid"]) > 0
+    assert validation_scale(models[:1], ensemble["dataset"], graphs, split, ensemble["grid"]) is None
