@@ -371,11 +371,13 @@ def rounds_figure(
     """Active learning, per round: the ensemble's median test MAE (log10 α) and the share of test
     points inside its ±2σ band (round 0's test set throughout), and how many picks joined the dataset."""
     x = np.asarray(rounds, int)
-    nan = [np.nan if v is None else float(v) for v in mae_median]
-    cover = [np.nan if v is None else float(v) for v in within_2sigma]
+    mae = np.array([np.nan if v is None else float(v) for v in mae_median])
+    cover = np.array([np.nan if v is None else float(v) for v in within_2sigma])
     fig = _figure(7.5, 2.6)
-    for i, (values, label) in enumerate(((nan, "median test MAE (log10 α)"), (cover, "test points within ±2σ"),
-                                         (list(joined), "picks that joined the dataset"))):
+    panels: list[tuple[NDArray[np.float64], str]] = [
+        (mae, "median test MAE (log10 α)"), (cover, "test points within ±2σ"),
+        (np.asarray(joined, dtype=float), "picks that joined the dataset")]
+    for i, (values, label) in enumerate(panels):
         ax = fig.add_subplot(1, 3, i + 1)
         ax.plot(x, values, "o-", color="tab:blue")
         ax.set_xlabel("round")

@@ -46,6 +46,7 @@ def load_ensemble(
                 "retrain the ensemble (every member from the same dataset and config)"
             )
         models.append(model)
+    assert first is not None  # paths is not empty
     return models, first[0], first[1], first[2]
 
 

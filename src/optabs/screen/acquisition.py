@@ -42,7 +42,7 @@ def acquisition_scores(
     if rule == "uncertainty":
         return std.copy()
     if rule == "random":
-        return np.random.default_rng(seed).random(mean.shape[0])
+        return np.asarray(np.random.default_rng(seed).random(mean.shape[0]), dtype=float)
     raise ConfigError(f"config key 'screen.acquisition': unknown rule {rule!r}; choose one of {', '.join(ACQUISITIONS)}")
 
 
