@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="optabs", description="optabs command line")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="predict log10 alpha spectra for a folder of CIF/POSCAR files")
-    p.add_argument("--checkpoint", required=True, type=Path, help="a trained model (results/model/checkpoint.pt)")
+    p.add_argument("--checkpoint", required=True, nargs="+", type=Path,
+                   help="a trained model (results/model/checkpoint.pt), or every member of an ensemble (their mean)")
     p.add_argument("--structures", required=True, type=Path, help="folder of CIF/POSCAR files")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     q = sub.add_parser("screen", help="rank a folder of CIF/POSCAR candidates with an ensemble's uncertainty")

@@ -42,6 +42,11 @@ def test_all_eight_published_settings_and_the_new_ones_are_found():
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_every_settings_class_is_frozen_and_defaults_build(cls):
+    if cls.__name__ == "ReplaySettings":
+        # the one setting without a default: the database to replay (an empty one is refused by name)
+        with pytest.raises(ConfigError, match="dataset_dir"):
+            cls.from_config("section", {})
+        return
     s = cls.from_config("section", {})
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(s, dataclasses.fields(s)[0].name, None)

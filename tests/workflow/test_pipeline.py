@@ -98,8 +98,10 @@ def test_database_slice_without_dft(workflow_dir, shared_data, browser, tmp_path
     # the same through the command line
     from optabs.cli import main
 
-    assert main(["predict", "--checkpoint", str(results / "model/checkpoint.pt"), "--structures", str(new),
-                 "--out", str(tmp_path / "cli")]) == 0
+    # the rule predicts with the whole ensemble (3 members in config.yaml): so does the command, given all three
+    members = [str(results / "model/checkpoint.pt")] + sorted(map(str, results.glob("model/members/*/checkpoint.pt")))
+    assert len(members) == 3
+    assert main(["predict", "--checkpoint", *members, "--structures", str(new), "--out", str(tmp_path / "cli")]) == 0
     cli = pd.read_parquet(tmp_path / "cli/predictions.parquet")
     assert cli.material_id.tolist() == predicted.material_id.tolist()
     assert all(a == pytest.approx(b) for a, b in zip(cli.log10_alpha, predicted.log10_alpha))

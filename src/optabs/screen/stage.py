@@ -162,8 +162,12 @@ def screen_graphs_stage(
     from optabs.model.graphs import cached_graphs
     from optabs.model.stage import SKIPPED_COLUMNS
 
+    from optabs.model.graphs import save_graphs
+
     found = load_candidates(candidates_path, candidates_dir, ())
     graphs, failures = cached_graphs(found.structures, cache_path, settings)
+    if not Path(cache_path).is_file():  # no candidate at all: an empty cache, so that every round can read it
+        save_graphs({}, cache_path, settings, {})
     skipped = found.skipped + [{"file": found.source[m], "material_id": m, "reason": "no_graph", "detail": r}
                                for m, r in failures]
     ids = [m for m in found.structures if m in graphs]

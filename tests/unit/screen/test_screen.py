@@ -186,7 +186,24 @@ def test_screen_ranks_candidates_flags_a_far_structure_and_explains_its_shortlis
         assert "outside every learned cluster" in far_row.why.iloc[0]
 
 
-def test_optabs_screen_ranks_a_folder_and_names_what_it_skipped(ensemble, tmp_path, capsys):
+@pytest.fixture
+def restore_logging():
+    """``optabs.cli.main`` configures logging for a command-line run (a root handler on this
+    test's stderr, third-party levels): put it back, or later tests log into a stale stream."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    others = {name: logging.getLogger(name).level for name in ("urllib3", "requests", "mp_api", "matplotlib")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in others.items():
+        logging.getLogger(name).setLevel(old)
+    logging.captureWarnings(False)
+
+
+def test_optabs_screen_ranks_a_folder_and_names_what_it_skipped(ensemble, tmp_path, capsys, restore_logging):
     from optabs import cli
     from optabs.dataset import write_dataset
 
@@ -234,3 +251,17 @@ def test_a_calibration_factor_widens_every_band_around_the_same_mean(ensemble):
     split = ensemble["members"][0].split
     assert validation_scale(models, ensemble["dataset"], graphs, split, ensemble["grid"]) > 0
     assert validation_scale(models[:1], ensemble["dataset"], graphs, split, ensemble["grid"]) is None
+
+
+def test_no_candidates_still_leaves_a_graph_cache_every_round_can_read(ensemble, tmp_path):
+    import json
+
+    from optabs.model.graphs import load_graphs
+    from optabs.screen.stage import screen_graphs_stage
+
+    empty = tmp_path / "candidates.parquet"
+    pd.DataFrame(columns=["material_id", "formula", "structure"]).to_parquet(empty)
+    ids = screen_graphs_stage(empty, None, ensemble["settings"], tmp_path / "cache.pt", tmp_path / "graphs.json",
+                              tmp_path / "skipped.csv")
+    assert ids == [] and json.loads((tmp_path / "graphs.json").read_text())["material_ids"] == []
+    assert load_graphs(tmp_path / "cache.pt", ensemble["settings"]) == {}
