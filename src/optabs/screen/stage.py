@@ -159,10 +159,8 @@ def screen_graphs_stage(
     """Graphs of every candidate (cached between runs like the dataset's), a manifest (JSON:
     ``material_ids``, ``formulas``) and ``skipped.csv`` (files or structures without a graph)."""
     from optabs.io import write_csv, write_json
-    from optabs.model.graphs import cached_graphs
+    from optabs.model.graphs import cached_graphs, save_graphs
     from optabs.model.stage import SKIPPED_COLUMNS
-
-    from optabs.model.graphs import save_graphs
 
     found = load_candidates(candidates_path, candidates_dir, ())
     graphs, failures = cached_graphs(found.structures, cache_path, settings)
