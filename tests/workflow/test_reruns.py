@@ -153,7 +153,10 @@ def test_new_k_reclusters_without_recomputing_dft_or_training(pipeline):
 
     proc = run(wf, env, "--config", "interpret={n_clusters: 3}")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert sorted(rules_run(proc)) == ["all", "interpret", "report"]
+    # the screening places candidates in the clusters, so its round reruns too (its summary may join
+    # the DAG only once that checkpoint is done); nothing before the clustering runs again
+    ran = set(rules_run(proc))
+    assert {"all", "interpret", "report", "screen_round"} <= ran <= {"all", "interpret", "report", "screen_round", "screen"}
     assert mtimes(kept) == before
     clusters = pd.read_parquet(res / "interpret/clusters.parquet")
     assert clusters.cluster.nunique() == 3 and sorted(clusters.material_id) == OK

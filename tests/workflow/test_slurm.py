@@ -168,7 +168,7 @@ def test_snakemake_profile_slurm_as_typed_runs_the_demo_pipeline(slurm_cluster, 
     workflow_dir = copy_workflow(tmp_path / "wf")
     write_catalog_subset(workflow_dir / "small.yaml", GPAW_SUBSET)
     use_config(workflow_dir, {"catalog": "small.yaml", "interpret": {"n_clusters": 2},
-                              "model": {"preset": "demo", "epochs": 5}})
+                              "model": {"preset": "demo", "epochs": 5, "ensemble": 2}})
     start = time.monotonic()
     proc = run_slurm(slurm_cluster, workflow_dir, env=site, timeout=600)  # snakemake --profile slurm
     elapsed = time.monotonic() - start
@@ -185,13 +185,18 @@ def test_snakemake_profile_slurm_as_typed_runs_the_demo_pipeline(slurm_cluster, 
     assert all(j["JobState"] == "COMPLETED" for js in jobs.values() for j in js)
     # every rule of the chain is one sbatch job, the checkpoint included; each GPAW run its own
     assert set(jobs) == {"structures", "dft_gpaw", "spectra", "dataset", "model_graphs", "model_train",
-                         "model_evaluate", "model_embeddings", "interpret_environments", "interpret", "report"}
+                         "model_train_member", "model_evaluate", "model_embeddings", "interpret_environments",
+                         "interpret", "screen_graphs", "screen_round", "screen", "report"}
     assert {rule: len(js) for rule, js in jobs.items() if len(js) != 1} == {"dft_gpaw": 3}
     # training: the GPU partition (the executor's choice for a job with a GPU), one GPU, and the
     # rule's own threads, memory and runtime (4 CPUs, 32000 MB, 720 min)
     (train,) = jobs.pop("model_train")
     assert train["Partition"] == "gpu" and "gpu:1" in train.get("TresPerJob", "")
     assert (train["NumCPUs"], memory_mb(train), train["TimeLimit"]) == ("4", 32000, "12:00:00")
+    # the ensemble's second member: its own job on its own GPU, sized as member 0
+    (member,) = jobs.pop("model_train_member")
+    assert member["Partition"] == "gpu" and "gpu:1" in member.get("TresPerJob", "")
+    assert (member["NumCPUs"], memory_mb(member), member["TimeLimit"]) == ("4", 32000, "12:00:00")
     # everything else in the CPU partition, with its rule's size: e.g. structures 60 min, 8000 MB
     assert {j["Partition"] for js in jobs.values() for j in js} == {"cpu"}
     (structures,) = jobs["structures"]
