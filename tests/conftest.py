@@ -133,3 +133,21 @@ def stand_in_vasp_config(workflow_dir: Path, fake_potcars: Path, ids, control: d
     }
     (workflow_dir / "test.yaml").write_text(yaml.safe_dump(cfg))
     return {"OPTABS_FAKE_VASP_CONTROL": str(workflow_dir / "fake_control.json"), "OPENBLAS_NUM_THREADS": "1"}
+
+
+@pytest.fixture
+def restore_logging():
+    """``optabs.cli.main`` configures logging for a command-line run (root handlers, third-party
+    levels); put it back so later tests see the logging they set up themselves (a handler left on a
+    test's captured stderr would catch the next tests' log lines)."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    others = {name: logging.getLogger(name).level for name in ("urllib3", "requests", "mp_api", "matplotlib")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in others.items():
+        logging.getLogger(name).setLevel(old)
+    logging.captureWarnings(False)

@@ -4,7 +4,6 @@ embeddings. Tiny tests use ten real small structures with synthetic spectra on a
 from __future__ import annotations
 
 import json
-import logging
 import math
 
 import numpy as np
@@ -299,21 +298,6 @@ def test_a_corrupt_checkpoint_is_an_input_error_naming_the_file(tmp_path):
     path.write_bytes(b"\x00" * 10)
     with pytest.raises(InputError, match="checkpoint.pt"):
         load_model(path)
-
-
-@pytest.fixture
-def restore_logging():
-    """``optabs.cli.main`` configures logging for a command-line run (root handlers, third-party
-    levels); put it back so later tests see the logging they set up themselves."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    others = {name: logging.getLogger(name).level for name in ("urllib3", "requests", "mp_api", "matplotlib")}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, old in others.items():
-        logging.getLogger(name).setLevel(old)
-    logging.captureWarnings(False)
 
 
 def test_checkpoint_stores_its_grid_and_predict_needs_no_grid_options(dataset, graphs, trained, tmp_path, capsys,

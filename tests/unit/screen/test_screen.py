@@ -186,23 +186,6 @@ def test_screen_ranks_candidates_flags_a_far_structure_and_explains_its_shortlis
         assert "outside every learned cluster" in far_row.why.iloc[0]
 
 
-@pytest.fixture
-def restore_logging():
-    """``optabs.cli.main`` configures logging for a command-line run (a root handler on this
-    test's stderr, third-party levels): put it back, or later tests log into a stale stream."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    others = {name: logging.getLogger(name).level for name in ("urllib3", "requests", "mp_api", "matplotlib")}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, old in others.items():
-        logging.getLogger(name).setLevel(old)
-    logging.captureWarnings(False)
-
-
 def test_optabs_screen_ranks_a_folder_and_names_what_it_skipped(ensemble, tmp_path, capsys, restore_logging):
     from optabs import cli
     from optabs.dataset import write_dataset
