@@ -48,7 +48,9 @@ def _one(material_id: str, workdir: str) -> dict:
     # dense: at least DENSE_FACTOR x the demo's optics grid along every axis (the demo grid is
     # often denser than its k-density asks, to hold the irreducible zone's vertices)
     atoms = structure_to_atoms(material_id, candidate.structure)
-    demo_grid, _ = optics_kpoint_grid(atoms, demo.kdensity_nscf, demo.optics_grid)
+    demo_grid, _ = optics_kpoint_grid(
+        atoms, demo.kdensity_nscf, demo.optics_grid, ibz_vertices=demo.integration == "tetrahedron"
+    )
     b_lengths = np.linalg.norm(atoms.cell.reciprocal(), axis=1) * 2 * np.pi  # |b_i|, 1/Å
     density = max(DENSE_FACTOR * demo.kdensity_nscf, float(np.max(DENSE_FACTOR * np.array(demo_grid) / b_lengths)) - 1e-6)
     dense = GpawSettings.preset("demo", gap_method="none", kdensity_nscf=density)

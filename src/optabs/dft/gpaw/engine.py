@@ -27,6 +27,7 @@ from optabs.dft.gpaw.steps import (
     _ground_state,
     _GroundState,
     _OpticsBands,
+    converged_optics,
     optics_with_guard,
 )
 from optabs.dft.gpaw.structure import kpoint_grid, same_grid_corrected_gap, structure_to_atoms
@@ -112,12 +113,21 @@ class GpawEngine:
         timings["ground_state"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        bands, guard = optics_with_guard(material_id, atoms, gs, s, base_key, workdir / "nscf.gpw", logs["nscf"])
-        timings["nscf"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        diel = _dielectric(material_id, bands, s, logs["df"])
-        timings["dielectric"] = time.perf_counter() - t0
+        if s.integration == "momentum-tetrahedron":
+            bands, guard, diel = converged_optics(
+                material_id, atoms, gs, s, base_key, workdir / "nscf.gpw", logs, timings
+            )
+            check = diel.details["refinement_check"]
+            if not check["passed"]:
+                logger.warning("%s: the optics grid %s does not resolve the edge: refining it moves the edge by "
+                               "%.2f eV (tolerance %.2f eV)", material_id, list(bands.kpts), check["difference_ev"],
+                               check["tolerance_ev"])
+        else:
+            bands, guard = optics_with_guard(material_id, atoms, gs, s, base_key, workdir / "nscf.gpw", logs["nscf"])
+            timings["nscf"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            diel = _dielectric(material_id, bands, s, logs["df"])
+            timings["dielectric"] = time.perf_counter() - t0
 
         gap_method, corrected, gap_details = self._corrected_gap(m, gs, bands, logs["gllbsc"], timings)
         gap_details["optics_grid_guard"] = guard
@@ -224,6 +234,7 @@ class GpawEngine:
             "integration": s.integration + (
                 (" (irreducible zone)" if bands.ibz_vertices else " (full zone)") if s.integration == "tetrahedron" else ""
             ),
+            "integration_details": diel.details,
             "n_occupied_bands": gs.n_occupied,
             "nbands_optics": bands.nbands,
             "band_top_above_vbm_ev": bands.band_top_ev,

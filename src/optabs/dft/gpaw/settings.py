@@ -22,7 +22,7 @@ _GAP_METHODS = ("GLLB-SC", "none")
 _XCS = ("PBEsol", "PBE")
 _BROADENINGS = ("gaussian", "lorentzian")
 _OPTICS_GRIDS = ("gamma", "shifted")
-_INTEGRATIONS = ("tetrahedron", "point")
+_INTEGRATIONS = ("momentum-tetrahedron", "tetrahedron", "point")
 
 
 def single_thread_env() -> dict[str, str]:
@@ -104,7 +104,16 @@ class GpawSettings(Settings):
     nscf_eigenstates: float | None = None  # optics-step tolerance (eV^2 per electron); None = GPAW's 4e-8
     response_ecut_ev: float = 10.0  # plane-wave cutoff of the response function
     optics_grid: str = "gamma"  # "gamma": Γ-centred optics k-grid; "shifted": even, Γ-free (before issue 16)
-    integration: str = "tetrahedron"  # GPAW's Brillouin-zone integration of the response: or "point"
+    # Brillouin-zone integration of the optics step: "momentum-tetrahedron" (ours: linear tetrahedra
+    # interpolating |p|², see optabs.dft.gpaw.momentum), or GPAW's response code: "tetrahedron", "point"
+    integration: str = "momentum-tetrahedron"
+    tetra_step_ev: float = 0.025  # energy bins of the momentum-tetrahedron integration (half of eta_ev)
+    tetra_refinement: int = 2  # local cubic refinement of the optics grid before the tetrahedra (1, 2 or 4 per axis)
+    tetra_fine_window_ev: float = 30.0  # transitions starting above this are integrated without refinement
+    # the refinement check: the edge (onset, E5) with and without refinement must agree within this,
+    # else the optics grid is densified (x1.5 density), at most max_refinement_densifications times
+    refinement_tolerance_ev: float = 0.15
+    max_refinement_densifications: int = 1
     edge_tolerance_ev: float = 0.1  # the optics grid may miss the ground-state direct gap by this much
     max_grid_densifications: int = 1  # optics-grid densifications (x1.5 density) before the material fails
     eta_ev: float = 0.05  # broadening: Gaussian σ ("gaussian") or Lorentzian η ("lorentzian")
@@ -124,14 +133,19 @@ class GpawSettings(Settings):
         self.check_choice("broadening", _BROADENINGS)
         self.check_choice("optics_grid", _OPTICS_GRIDS)
         self.check_choice("integration", _INTEGRATIONS)
-        if self.integration == "tetrahedron" and self.optics_grid != "gamma":
+        if self.integration != "point" and self.optics_grid != "gamma":
             raise self.invalid("integration", "'point' with optics_grid 'shifted' (tetrahedra need a Γ-centred grid)")
+        if self.integration == "momentum-tetrahedron" and self.broadening != "gaussian":
+            raise self.invalid("broadening", "'gaussian' with integration 'momentum-tetrahedron'")
         self.check_numbers(
             "ecut_ev", "kdensity_gs", "kdensity_nscf", "smearing_ev", "empty_bands_per_atom",
             "volume_per_empty_band_a3", "min_band_top_ev", "response_ecut_ev", "eta_ev",
-            "domega0_ev", "omega2_ev", "gllbsc_smearing_ev", "edge_tolerance_ev",
+            "domega0_ev", "omega2_ev", "gllbsc_smearing_ev", "edge_tolerance_ev", "tetra_step_ev",
+            "tetra_fine_window_ev", "refinement_tolerance_ev",
         )
         self.check_numbers("max_grid_densifications", integer=True, inclusive=True)
+        self.check_choice("tetra_refinement", (1, 2, 4))
+        self.check_numbers("max_refinement_densifications", integer=True, inclusive=True)
         self.check_numbers("maxiter", integer=True, minimum=1, inclusive=True, optional=True)
         self.check_numbers("nscf_eigenstates", optional=True)
         self.check_numbers("max_band_retries", integer=True, inclusive=True)

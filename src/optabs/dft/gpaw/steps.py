@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -229,6 +229,7 @@ def edge_miss_ev(edges_gs: BandEdges, edges_optics: BandEdges) -> float:
 
 def optics_with_guard(
     material_id: str, atoms: Atoms, gs: _GroundState, s: GpawSettings, key: dict[str, Any], gpw: Path, log: Path,
+    density: float | None = None,
 ) -> tuple[_OpticsBands, dict[str, Any]]:
     """The optics bands on a grid that has the band edge, and the guard's record (``gap_details``).
 
@@ -238,10 +239,10 @@ def optics_with_guard(
     shifted up by the grid is never returned silently (issue 16: CdSe on the shifted 4x4x2 grid
     started 1.9 eV above its 0.53 eV direct gap at Γ).
     """
-    density = s.kdensity_nscf
+    density = s.kdensity_nscf if density is None else density
     attempts: list[dict[str, Any]] = []
     for densification in range(s.max_grid_densifications + 1):
-        kpts, vertices = optics_kpoint_grid(atoms, density, s.optics_grid)
+        kpts, vertices = optics_kpoint_grid(atoms, density, s.optics_grid, ibz_vertices=s.integration == "tetrahedron")
         bands = _optics_bands(material_id, atoms, gs, s, kpts, key, gpw, log)
         bands.ibz_vertices = vertices
         miss = edge_miss_ev(gs.edges, bands.edges_nscf)
@@ -278,6 +279,7 @@ class _Dielectric:
     energy_ev: np.ndarray
     eps: np.ndarray  # (N, 6) complex
     omegamax_ev: float
+    details: dict[str, Any] = field(default_factory=dict)  # what the integration did
 
 
 def integration_kwargs(integration: str, ibz_vertices: bool) -> dict[str, Any]:
@@ -319,6 +321,89 @@ def _directional_eps(
         eps_no_lfe, _ = df.get_dielectric_function(direction=list(TENSOR_DIRECTIONS[name]), filename=None)
         eps_d[name] = np.asarray(eps_no_lfe, dtype=complex)
     return np.asarray(df.get_frequencies(), dtype=float), eps_d
+
+
+def broadened_eps(energy_ev: np.ndarray, eps2: np.ndarray, sigma_ev: float) -> np.ndarray:
+    """(N, 6) complex ε from an unbroadened ε2 (N, 6) on a uniform grid from 0: Gaussian of ``sigma_ev``, then Kramers-Kronig.
+
+    ε2 is convolved as the odd function it is (ε2(−ω) = −ε2(ω)), so nothing leaks at ω = 0, and
+    ε1 follows from the broadened ε2, so the pair is consistent by construction.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    from optabs.grid import TENSOR_DIAGONAL
+    from optabs.spectra.transforms import kramers_kronig
+
+    n = len(energy_ev)
+    odd = np.concatenate([-eps2[:0:-1], eps2])
+    eps2 = gaussian_filter1d(odd, sigma_ev / (energy_ev[1] - energy_ev[0]), axis=0, mode="constant")[n - 1 :]
+    eps2[0] = 0.0
+    diagonal = np.array(TENSOR_DIAGONAL)
+    eps2[:, diagonal] = np.clip(eps2[:, diagonal], 0.0, None)  # round-off of the odd mirror at ω → 0
+    return kramers_kronig(energy_ev, eps2, diagonal=diagonal) + 1j * eps2
+
+
+def _momentum_dielectric(material_id: str, bands: _OpticsBands, n_occupied: int, s: GpawSettings, log: Path) -> _Dielectric:
+    """ε from our own tetrahedra over GPAW's momentum matrix elements (:mod:`optabs.dft.gpaw.momentum`).
+
+    With ``s.tetra_refinement`` > 1 the same integration also runs on the unrefined grid, and
+    ``details["refinement_check"]`` compares their edges (onset, E5 of the uncorrected
+    absorption): where refining the grid moves the edge by more than
+    ``s.refinement_tolerance_ev``, the grid does not resolve it.
+    """
+    from optabs.dft.gpaw.momentum import momentum_eps_imag, uncorrected_edges
+
+    refinements = (s.tetra_refinement, 1) if s.tetra_refinement > 1 else (1,)
+    with _step(material_id, "dielectric", log):
+        energy, eps2, record = momentum_eps_imag(
+            bands.gpw, n_occupied, bands.nbands, s.tetra_step_ev, refinements, s.tetra_fine_window_ev
+        )
+        eps = {factor: broadened_eps(energy, values, s.eta_ev) for factor, values in eps2.items()}
+    edges = {factor: uncorrected_edges(energy, values) for factor, values in eps.items()}
+    refined, linear = edges[refinements[0]], edges[refinements[-1]]
+    moves = [abs(a - b) for a, b in zip(refined, linear, strict=True) if a is not None and b is not None]
+    record["refinement_check"] = {
+        "refinement": s.tetra_refinement,
+        "onset_ev": refined[0], "e5_ev": refined[1],
+        "onset_unrefined_ev": linear[0], "e5_unrefined_ev": linear[1],
+        "difference_ev": round(max(moves, default=0.0), 4),
+        "tolerance_ev": s.refinement_tolerance_ev,
+        "passed": max(moves, default=0.0) <= s.refinement_tolerance_ev,
+    }
+    log.write_text(f"momentum-tetrahedron: {record}\n", encoding="utf-8")
+    return _Dielectric(energy_ev=energy, eps=eps[refinements[0]], omegamax_ev=float(energy[-1]), details=record)
+
+
+def converged_optics(
+    material_id: str, atoms: Atoms, gs: _GroundState, s: GpawSettings, key: dict[str, Any], gpw: Path,
+    logs: dict[str, Path], timings: dict[str, float],
+) -> tuple[_OpticsBands, dict[str, Any], _Dielectric]:
+    """Optics bands (with the edge guard) and ε, the grid densified while the refinement check fails.
+
+    Only for ``integration="momentum-tetrahedron"``: up to ``s.max_refinement_densifications``
+    times the optics k-density grows by 1.5 and both steps run again. If the check still fails,
+    the last result is returned with ``details["refinement_check"]["passed"]`` false: the edge
+    is then uncertain by the difference it records. Seconds of each step add up in ``timings``
+    (``nscf``, ``dielectric``).
+    """
+    import time
+
+    density = s.kdensity_nscf
+    history = []
+    for attempt in range(s.max_refinement_densifications + 1):
+        t0 = time.perf_counter()
+        bands, guard = optics_with_guard(material_id, atoms, gs, s, key, gpw, logs["nscf"], density)
+        t1 = time.perf_counter()
+        diel = _momentum_dielectric(material_id, bands, gs.n_occupied, s, logs["df"])
+        timings["nscf"] = timings.get("nscf", 0.0) + t1 - t0
+        timings["dielectric"] = timings.get("dielectric", 0.0) + time.perf_counter() - t1
+        check = diel.details["refinement_check"]
+        history.append({"kdensity": density, "kpts": list(bands.kpts), **check})
+        if check["passed"] or attempt == s.max_refinement_densifications:
+            break
+        density *= 1.5
+    diel.details["refinement_attempts"] = history
+    return bands, guard, diel
 
 
 def _dielectric(material_id: str, bands: _OpticsBands, s: GpawSettings, log: Path) -> _Dielectric:

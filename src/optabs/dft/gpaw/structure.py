@@ -61,7 +61,9 @@ def kpoint_grid(atoms: Atoms, density: float, even: bool = False) -> tuple[int, 
     return n1, n2, n3
 
 
-def optics_kpoint_grid(atoms: Atoms, density: float, optics_grid: str) -> tuple[tuple[int, int, int], bool]:
+def optics_kpoint_grid(
+    atoms: Atoms, density: float, optics_grid: str, ibz_vertices: bool = True
+) -> tuple[tuple[int, int, int], bool]:
     """The optics k-grid for ``density`` (k-points per Å⁻¹), and whether it holds every vertex of the irreducible zone.
 
     ``"shifted"``: ASE's even grid (Γ-free), never with the vertices. ``"gamma"``: the smallest
@@ -70,10 +72,13 @@ def optics_kpoint_grid(atoms: Atoms, density: float, optics_grid: str) -> tuple[
     GPAW's tetrahedron integration can run on the irreducible zone (fcc MgO, ZnS: 8x8x8 at 2.2;
     wurtzite ZnO: 6x6x4; perovskites 4x4x4). Where no such grid exists within 8 more points per
     axis (anatase, rhombohedral NaScO2), the plain Γ-centred grid of ``density``, with the
-    tetrahedra then spanning the full zone.
+    tetrahedra then spanning the full zone. ``ibz_vertices=False``: the plain Γ-centred grid of
+    ``density`` (our own tetrahedra unfold to the full zone and need no vertices).
     """
     if optics_grid == "shifted":
         return kpoint_grid(atoms, density, even=True), False
+    if not ibz_vertices:
+        return kpoint_grid(atoms, density), False
     from itertools import product
 
     from gpaw.bztools import contains_ibz_vertices_predicate
