@@ -112,7 +112,12 @@ def test_presets_and_validation():
     demo = GpawSettings.preset("demo")
     assert (demo.ecut_ev, demo.kdensity_gs, demo.kdensity_nscf) == (400.0, 2.0, 2.2)
     assert (demo.response_ecut_ev, demo.eta_ev, demo.domega0_ev, demo.gap_method) == (10.0, 0.05, 0.05, "GLLB-SC")
-    assert (demo.optics_grid, demo.integration, demo.edge_tolerance_ev) == ("gamma", "tetrahedron", 0.1)
+    assert (demo.optics_grid, demo.integration, demo.edge_tolerance_ev) == ("gamma", "momentum-tetrahedron", 0.1)
+    assert (demo.tetra_refinement, demo.refinement_tolerance_ev, demo.max_refinement_densifications) == (2, 0.15, 1)
+    with pytest.raises(ConfigError, match="tetra_refinement"):
+        GpawSettings.preset("demo", tetra_refinement=3)
+    with pytest.raises(ConfigError, match="broadening"):
+        GpawSettings.preset("demo", broadening="lorentzian")
     converged = GpawSettings.preset("converged")
     assert converged.ecut_ev > demo.ecut_ev and converged.kdensity_nscf > demo.kdensity_nscf
     assert GpawSettings.preset("demo", ecut_ev=300).ecut_ev == 300
@@ -580,7 +585,7 @@ def test_guard_on_real_grids_shifted_misses_gamma_finds_the_edge(tmp_path, setup
     shifted = GpawSettings.preset("demo", optics_grid="shifted", integration="point", max_grid_densifications=0, **cheap)
     with pytest.raises(CalculationError, match="misses the band edge"):
         GpawEngine(shifted).run("MgO", MGO, tmp_path / "shifted")
-    result = GpawEngine(GpawSettings.preset("demo", **cheap)).run("MgO", MGO, tmp_path / "gamma")
+    result = GpawEngine(GpawSettings.preset("demo", integration="tetrahedron", **cheap)).run("MgO", MGO, tmp_path / "gamma")
     guard = result.gap_details["optics_grid_guard"]
     assert guard["passed"] and abs(guard["difference_ev"]) < 1e-6
     assert result.settings["kpts_nscf_gamma_centred"] is True
@@ -588,3 +593,92 @@ def test_guard_on_real_grids_shifted_misses_gamma_finds_the_edge(tmp_path, setup
     assert result.settings["kpts_nscf_has_ibz_vertices"] is True and result.settings["kpts_nscf"][0] % 8 == 0
     assert result.settings["integration"] == "tetrahedron (irreducible zone)"
     assert result.dft_direct_gap_ev == pytest.approx(guard["direct_gap_ground_state_grid_ev"])
+
+
+# Our own tetrahedra over GPAW's momentum matrix elements (optabs.dft.gpaw.momentum)
+# ---------------------------------------------------------------------------------------------
+
+
+def _nscf_gpw(tmp_path: Path, structure: Structure, size: tuple[int, int, int], **nscf) -> tuple[Path, int]:
+    """A cheap PBE ground state of ``structure``, its optics bands on the Γ-centred ``size`` grid, with wave functions."""
+    from gpaw import GPAW, PW, FermiDirac
+
+    atoms = structure_to_atoms("x", structure)
+    atoms.calc = GPAW(mode=PW(300), xc="PBE", kpts={"size": (4, 4, 4), "gamma": True}, occupations=FermiDirac(0.01),
+                      txt=str(tmp_path / "gs.txt"))
+    atoms.get_potential_energy()
+    n_occupied = round(atoms.calc.get_number_of_electrons() / 2)
+    calc = atoms.calc.fixed_density(kpts={"size": size, "gamma": True}, nbands=n_occupied + 10,
+                                    convergence={"bands": n_occupied + 8}, txt=str(tmp_path / "nscf.txt"), **nscf)
+    gpw = tmp_path / f"nscf-{len(nscf)}.gpw"
+    calc.write(str(gpw), mode="all")
+    return gpw, n_occupied
+
+
+@pytest.mark.slow
+def test_symmetrised_momentum_tensor_equals_a_calculation_without_symmetry(tmp_path):
+    # Tetragonally strained MgO (c/a = 1.15): ε_xx = ε_yy != ε_zz. The irreducible-zone result,
+    # symmetrised with the crystal's rotations, must equal the full-zone one computed without any
+    # symmetry (there the tetrahedra's diagonal breaks the symmetry slightly: a few 0.1 %).
+    from optabs.dft.gpaw.momentum import momentum_eps_imag
+
+    strained = Structure(Lattice.tetragonal(2.98, 2.98 * 1.15), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with_sym, n_occ = _nscf_gpw(tmp_path, strained, (6, 6, 5))
+    without_sym, _ = _nscf_gpw(tmp_path, strained, (6, 6, 5), symmetry="off")
+    e1, sym, record = momentum_eps_imag(with_sym, n_occ, n_occ + 8, 0.025, (1,))
+    e2, nosym, record_off = momentum_eps_imag(without_sym, n_occ, n_occ + 8, 0.025, (1,))
+    assert record["kpts_irreducible"] < record_off["kpts_irreducible"] == 180
+    assert record["invariant_components"] == 2 and record_off["invariant_components"] == 6
+    np.testing.assert_array_equal(e1, e2)
+    a, b = gaussian_filter(sym[1]), gaussian_filter(nosym[1])
+    scale = a[:, :3].max()
+    assert np.abs(a[:, 0] - a[:, 2]).max() > 0.05 * scale  # the strain shows
+    np.testing.assert_allclose(a[:, :3], b[:, :3], atol=0.02 * scale)
+    assert np.abs(b[:, 3:]).max() < 0.02 * scale and np.abs(a[:, 3:]).max() < 1e-12
+
+
+def gaussian_filter(eps2: np.ndarray) -> np.ndarray:
+    """ε2 (N, 6) on a 0.025 eV grid smoothed by a Gaussian of 0.1 eV, for comparing spectra point by point."""
+    from scipy.ndimage import gaussian_filter1d
+
+    return gaussian_filter1d(eps2, 4.0, axis=0)
+
+
+@pytest.mark.slow
+def test_momentum_tetrahedra_agree_with_gpaws_own_response_on_a_dense_grid(tmp_path):
+    # Two independent implementations of the same independent-particle ε on the same 12x12x12
+    # grid: GPAW's response code (its tetrahedra) and ours. ε1(0) and the spectral weight
+    # ∫ ω ε2 dω up to 20 eV agree within 3 %.
+    from gpaw.response.df import DielectricFunction
+
+    from optabs.dft.gpaw.momentum import momentum_eps_imag
+    from optabs.dft.gpaw.steps import broadened_eps
+
+    gpw, n_occ = _nscf_gpw(tmp_path, MGO, (12, 12, 12))
+    energy, eps2, _ = momentum_eps_imag(gpw, n_occ, n_occ + 8, 0.025, (1,))
+    ours = broadened_eps(energy, eps2[1], 0.05)
+    df = DielectricFunction(str(gpw), frequencies={"type": "nonlinear", "domega0": 0.05}, eta=0.05, ecut=10,
+                            nbands=n_occ + 8, intraband=False, hilbert=True, txt=str(tmp_path / "df.txt"),
+                            integrationmode="tetrahedron integration")
+    gpaw_eps, _ = df.get_dielectric_function(direction="x", filename=None)
+    omega = np.asarray(df.get_frequencies())
+    assert ours[0, 0].real == pytest.approx(gpaw_eps[0].real, rel=0.03)
+    window = omega < 20.0
+    gpaw_weight = np.trapezoid(omega[window] * gpaw_eps[window].imag, omega[window])
+    mine = energy < 20.0
+    assert np.trapezoid(energy[mine] * ours[mine, 0].imag, energy[mine]) == pytest.approx(gpaw_weight, rel=0.03)
+
+
+@pytest.mark.slow
+def test_refinement_check_densifies_a_grid_that_does_not_resolve_the_edge(tmp_path, setups_dir):
+    # MgO on the demo's 6x6x6 optics grid: refining the grid moves E5 by 0.2 eV (5.83 -> 5.61 eV),
+    # more than the 0.15 eV tolerance, so the engine densifies to 9x9x9, where it moves by 0.1 eV.
+    settings = GpawSettings.preset("demo", setups_dir=str(setups_dir), gap_method="none")
+    result = GpawEngine(settings).run("MgO", MGO, tmp_path)
+    details = result.settings["integration_details"]
+    attempts = details["refinement_attempts"]
+    assert [a["kpts"] for a in attempts] == [[6, 6, 6], [9, 9, 9]]
+    assert [a["passed"] for a in attempts] == [False, True]
+    assert attempts[0]["difference_ev"] > 0.15 >= attempts[1]["difference_ev"]
+    assert result.settings["kpts_nscf"] == [9, 9, 9] and details["refinement_check"]["passed"]
+    assert attempts[1]["e5_ev"] == pytest.approx(details["refinement_check"]["e5_ev"])

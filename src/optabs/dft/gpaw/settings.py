@@ -80,7 +80,7 @@ class GpawSettings(Settings):
     """
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "demo": dict(ecut_ev=400.0, kdensity_gs=2.0, kdensity_nscf=2.2, nscf_eigenstates=1e-4),
+        "demo": dict(ecut_ev=400.0, kdensity_gs=2.0, kdensity_nscf=3.0, nscf_eigenstates=1e-4),
         "converged": dict(
             ecut_ev=800.0, kdensity_gs=3.5, kdensity_nscf=5.0, empty_bands_per_atom=6.0, min_band_top_ev=25.0
         ),
@@ -109,7 +109,7 @@ class GpawSettings(Settings):
     integration: str = "momentum-tetrahedron"
     tetra_step_ev: float = 0.025  # energy bins of the momentum-tetrahedron integration (half of eta_ev)
     tetra_refinement: int = 2  # local cubic refinement of the optics grid before the tetrahedra (1, 2 or 4 per axis)
-    tetra_fine_window_ev: float = 30.0  # transitions starting above this are integrated without refinement
+    tetra_fine_window_ev: float = 5.0  # only pairs within this of the lowest transition are refined
     # the refinement check: the edge (onset, E5) with and without refinement must agree within this,
     # else the optics grid is densified (x1.5 density), at most max_refinement_densifications times
     refinement_tolerance_ev: float = 0.15
