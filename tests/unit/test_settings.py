@@ -85,7 +85,7 @@ def test_presets_and_overrides():
     from optabs.model.settings import ModelSettings
 
     demo = GpawSettings.from_config("dft.gpaw", {})  # the GPAW default preset is the demo
-    assert demo.preset_name == "demo" and demo.kdensity_nscf == 2.2
+    assert demo.preset_name == "demo" and demo.kdensity_nscf == 3.0
     converged = GpawSettings.from_config("dft.gpaw", {"preset": "converged", "ecut_ev": 700.0})
     assert converged.preset_name == "converged" and converged.ecut_ev == 700.0 and converged.kdensity_nscf == 5.0
     assert ModelSettings.from_config("model", {}).epochs == 500  # paper

@@ -110,7 +110,7 @@ def test_tetrahedra_need_a_gamma_centred_grid():
 
 def test_presets_and_validation():
     demo = GpawSettings.preset("demo")
-    assert (demo.ecut_ev, demo.kdensity_gs, demo.kdensity_nscf) == (400.0, 2.0, 2.2)
+    assert (demo.ecut_ev, demo.kdensity_gs, demo.kdensity_nscf) == (400.0, 2.0, 3.0)
     assert (demo.response_ecut_ev, demo.eta_ev, demo.domega0_ev, demo.gap_method) == (10.0, 0.05, 0.05, "GLLB-SC")
     assert (demo.optics_grid, demo.integration, demo.edge_tolerance_ev) == ("gamma", "momentum-tetrahedron", 0.1)
     assert (demo.tetra_refinement, demo.refinement_tolerance_ev, demo.max_refinement_densifications) == (2, 0.15, 1)

@@ -62,17 +62,17 @@ class GpawSettings(Settings):
     Presets (:attr:`PRESETS`; ``GpawSettings.preset(name, **overrides)``, where overrides replace
     single fields):
 
-    - ``"demo"``: PW 400 eV, ground-state k-density 2.0 (Γ-centred), optics 2.2 (Γ-centred,
-      tetrahedron integration, see :mod:`optabs.dft.gpaw`), response cutoff 10 eV, Gaussian
-      broadening 0.05 eV on top of the tetrahedron integration. For tests, laptops and screening: 10-90 s
-      per cell of up to 6 atoms on one core (La2O3, with its f bands, 133 s); gaps within
-      ~0.2 eV of converged (MgO 4.59 vs 4.78 eV PBE at 800 eV), ε1(0) within a few %. The
-      optics k-density was 3.0 until measured CPU times showed the optics step dominating:
-      2.2 halves MgO (20.8 -> 10.4 s of CPU with the cheaper ground state too) and cuts ZnO
-      from 90 to 58 s, while ε1(0) moves by < 2.5 % (MgO 3.21 -> 3.26, BaS 5.69 -> 5.63,
-      ZnO 5.40 -> 5.28) and the gaps, taken from the Γ-centred ground state, not at all. The
-      optics bands are converged to a residual of 1e-4 eV² per electron instead of GPAW's 4e-8
-      (``nscf_eigenstates``): ZnS (wurtzite) optics 55 -> 40 s, ε1 and ε2 change by < 1e-5 (1e-6: 48 s, 1e-5: 45 s).
+    - ``"demo"``: PW 400 eV, ground-state k-density 2.0 (Γ-centred), optics 3.0 (Γ-centred,
+      our own tetrahedra over GPAW's momentum matrix elements on a grid refined 2x, see
+      :mod:`optabs.dft.gpaw.momentum`), Gaussian broadening 0.05 eV. For tests, laptops and
+      screening; gaps within ~0.2 eV of converged (MgO 4.59 vs 4.78 eV PBE at 800 eV). The
+      optics density was 2.2 while GPAW's tetrahedra ran on grids that hold the irreducible
+      zone's vertices (often denser than asked); with our tetrahedra the grid is the plain one,
+      and 2.2 left rutile and wurtzite edges unresolved while the refinement check passed
+      (E5 demo − dense: TiO2 +0.22 eV on 4x4x5, CdS −0.17 on 4x4x3, SnO2 +0.32 on 3x3x5;
+      at 3.0: +0.03 on 5x5x7, −0.05 on 6x6x3, +0.17 on 4x4x6). The optics bands are converged to
+      a residual of 1e-4 eV² per electron instead of GPAW's 4e-8 (``nscf_eigenstates``): ZnS
+      (wurtzite) optics 55 -> 40 s, ε1 and ε2 change by < 1e-5 (1e-6: 48 s, 1e-5: 45 s).
     - ``"converged"``: PW 800 eV, k-densities 3.5 / 5.0, 6 empty bands per atom and the highest
       band at least 25 eV above the VBM. For production spectra on a cluster; several times
       the cost of "demo". (ZnS: ε1(0) and the gap change by < 0.01 from 8^3 to 12^3 optics
