@@ -7,11 +7,15 @@ The chain, per material (each step writes its GPAW text log into ``workdir``):
    the occupied bands, so its conduction-band minimum and gap can be wrong: BaS 3.45 instead of
    2.13 eV). Gives the total energy and the band edges.
 2. ``nscf.txt``: non-self-consistent step at fixed density on the optics k-grid
-   (``kdensity_nscf``) with enough empty bands. The grid is **Γ-centred** and holds every vertex
-   of the irreducible zone where GPAW finds such a grid (:func:`optics_kpoint_grid`), and the
-   dielectric step integrates with **tetrahedra** on the irreducible zone (``optics_grid="gamma"``,
-   ``integration="tetrahedron"``), chosen by measurement (issue 16; demo preset, uncorrected
-   PBEsol spectra, onset = first log10 α > 2.5, E5 = first log10 α > 5):
+   (``kdensity_nscf``) with enough empty bands. The grid is **Γ-centred** and the dielectric
+   step integrates with **tetrahedra** (``optics_grid="gamma"``), chosen by measurement (issue
+   16; demo preset, uncorrected PBEsol spectra, onset = first log10 α > 2.5, E5 = first
+   log10 α > 5). The default, ``integration="momentum-tetrahedron"``, is our own tetrahedron
+   integration over GPAW's momentum matrix elements (:mod:`~optabs.dft.gpaw.momentum`; it
+   interpolates |p|², not the pair densities, and refines the grid locally, with a check that
+   densifies a grid that does not resolve the edge); ``"tetrahedron"`` is GPAW's response code on
+   a grid that holds every vertex of the irreducible zone (:func:`optics_kpoint_grid`), as
+   measured here before it:
 
    - The shifted (Γ-free) grid used before misses the band edge wherever the direct gap sits at Γ:
      CdSe's 4x4x2 shifted grid has a 2.41 eV direct gap against 0.53 eV at Γ, its onset lay at
@@ -33,15 +37,21 @@ The chain, per material (each step writes its GPAW text log into ``workdir``):
      tetrahedron, so on coarse grids a small direct gap at Γ still weighs too much away from the
      edge and ε1(0) comes out high for small-gap, dispersive materials: ZnO 9.8 on 6x6x4, 6.5 on
      10x10x6 (5.3 on the shifted grid that misses the edge); CdSe 17.9 on 6x6x2, 9.4 on 8x8x4.
-     ZnS: 6.60 on 8x8x8, 6.51 on 16x16x16 (PBEsol). Use the "converged" preset where ε1(0) of a
-     small-gap material matters.
+     ZnS: 6.60 on 8x8x8, 6.51 on 16x16x16 (PBEsol). On the demo grids it put E5 0.5 eV early
+     for ZnSe and CdS (2.17 against 2.70 eV on 24x24x24 for ZnSe). Our tetrahedra interpolate
+     |p|² and divide by ω² at the photon energy, which removes most of that (same k-density 2.2:
+     ZnSe 2.63, CdS 2.58 eV against 2.78 and 2.75 on grids twice as dense; ε1(0) of ZnO 5.5,
+     CdSe 8.0).
 
    The guard (:func:`~optabs.dft.gpaw.steps.optics_with_guard`): the optics grid's smallest
    direct gap must lie within ``edge_tolerance_ev`` of the ground-state grid's; otherwise the grid
    is densified (``max_grid_densifications``) and then the material fails, never silently starting
    its spectrum late. Both gaps and their difference are in ``result.gap_details["optics_grid_guard"]``.
    The band gap is taken from both grids.
-3. ``df.txt``: ``gpaw.response.df.DielectricFunction`` in the independent-particle (RPA without
+3. ``df.txt``: with ``integration="momentum-tetrahedron"`` (default) a one-line record of the
+   integration; ε2 from :func:`~optabs.dft.gpaw.momentum.momentum_eps_imag`, broadened by a
+   Gaussian, ε1 from it by Kramers-Kronig (:func:`~optabs.dft.gpaw.steps.broadened_eps`).
+   Otherwise ``gpaw.response.df.DielectricFunction`` in the independent-particle (RPA without
    local-field effects) approximation, no intraband (Drude) term, Hilbert transform on GPAW's
    non-linear frequency grid with its default upper limit (cutting it lowers ε1(0): MgO 3.06
    instead of 3.28). The macroscopic tensor is assembled from directional dielectric functions
