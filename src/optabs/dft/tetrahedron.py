@@ -124,19 +124,21 @@ def _weights_mid(e: np.ndarray, x: np.ndarray) -> np.ndarray:
     )
 
 
-def bin_integrals(e: np.ndarray, f: np.ndarray, edges: np.ndarray, chunk: int = 2_000_000) -> np.ndarray:
+def bin_integrals(e: np.ndarray, f: np.ndarray, edges: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """Σ_T ∫_bin dω ∫_T f δ(ω − ε) d³k / V_T for each bin of ``edges``: shape (len(edges) − 1, C).
 
     ``e`` (S, 4) corner energies of S tetrahedra (any order), ``f`` (S, 4, C) corner values of C
     functions, ``edges`` (B + 1,) increasing. Divide by the bin widths for the bin-averaged
     spectral density. Vectorised; the tetrahedra are expanded over the edges they straddle,
-    ``chunk`` such (tetrahedron, edge) pairs at a time.
+    ``chunk`` such (tetrahedron, edge) pairs at a time (default: ~130 MB of float64 work arrays).
     """
     edges = np.asarray(edges, dtype=float)
     order = np.argsort(e, axis=1)
     e = np.take_along_axis(np.asarray(e, dtype=float), order, axis=1)
     f = np.take_along_axis(np.asarray(f, dtype=float), order[:, :, None], axis=1)
     n_comp = f.shape[2]
+    if chunk is None:
+        chunk = 16_000_000 // (4 + 4 * n_comp)
     cumulative = np.zeros((len(edges), n_comp))
     # edges at or above a tetrahedron's top corner see its whole weight: the corner mean
     top = np.searchsorted(edges, e[:, 3], side="left")
