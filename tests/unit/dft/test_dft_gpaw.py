@@ -619,7 +619,8 @@ def _nscf_gpw(tmp_path: Path, structure: Structure, size: tuple[int, int, int], 
 def test_symmetrised_momentum_tensor_equals_a_calculation_without_symmetry(tmp_path):
     # Tetragonally strained MgO (c/a = 1.15): ε_xx = ε_yy != ε_zz. The irreducible-zone result,
     # symmetrised with the crystal's rotations, must equal the full-zone one computed without any
-    # symmetry (there the tetrahedra's diagonal breaks the symmetry slightly: a few 0.1 %).
+    # symmetry, averaged by hand over x and y: on this coarse grid the tetrahedra's shared
+    # diagonal makes the unsymmetrised ε_xx and ε_yy differ by up to 7 % (measured).
     from optabs.dft.gpaw.momentum import momentum_eps_imag
 
     strained = Structure(Lattice.tetragonal(2.98, 2.98 * 1.15), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
@@ -633,8 +634,10 @@ def test_symmetrised_momentum_tensor_equals_a_calculation_without_symmetry(tmp_p
     a, b = gaussian_filter(sym[1]), gaussian_filter(nosym[1])
     scale = a[:, :3].max()
     assert np.abs(a[:, 0] - a[:, 2]).max() > 0.05 * scale  # the strain shows
-    np.testing.assert_allclose(a[:, :3], b[:, :3], atol=0.02 * scale)
-    assert np.abs(b[:, 3:]).max() < 0.02 * scale and np.abs(a[:, 3:]).max() < 1e-12
+    np.testing.assert_allclose(a[:, 0], a[:, 1], atol=1e-12)
+    np.testing.assert_allclose(a[:, 0], (b[:, 0] + b[:, 1]) / 2, atol=0.01 * scale)
+    np.testing.assert_allclose(a[:, 2], b[:, 2], atol=0.01 * scale)
+    assert np.abs(a[:, 3:]).max() < 1e-12
 
 
 def gaussian_filter(eps2: np.ndarray) -> np.ndarray:
@@ -646,7 +649,7 @@ def gaussian_filter(eps2: np.ndarray) -> np.ndarray:
 
 @pytest.mark.slow
 def test_momentum_tetrahedra_agree_with_gpaws_own_response_on_a_dense_grid(tmp_path):
-    # Two independent implementations of the same independent-particle ε on the same 12x12x12
+    # Two independent implementations of the same independent-particle ε on the same 16x16x16
     # grid: GPAW's response code (its tetrahedra) and ours. ε1(0) and the spectral weight
     # ∫ ω ε2 dω up to 20 eV agree within 3 %.
     from gpaw.response.df import DielectricFunction
@@ -654,7 +657,7 @@ def test_momentum_tetrahedra_agree_with_gpaws_own_response_on_a_dense_grid(tmp_p
     from optabs.dft.gpaw.momentum import momentum_eps_imag
     from optabs.dft.gpaw.steps import broadened_eps
 
-    gpw, n_occ = _nscf_gpw(tmp_path, MGO, (12, 12, 12))
+    gpw, n_occ = _nscf_gpw(tmp_path, MGO, (16, 16, 16))
     energy, eps2, _ = momentum_eps_imag(gpw, n_occ, n_occ + 8, 0.025, (1,))
     ours = broadened_eps(energy, eps2[1], 0.05)
     df = DielectricFunction(str(gpw), frequencies={"type": "nonlinear", "domega0": 0.05}, eta=0.05, ecut=10,
