@@ -10,7 +10,9 @@ differences demo − dense; materials with a gap below 0.3 eV are listed but not
 study drops them.
 
 Run: ``python benchmarks/bench_edges.py [MATERIAL_ID ...]`` (prints JSON; no ids: the whole demo
-catalog). ``OPTABS_BENCH_QUICK=1``: MgO, ZnS, ZnO.
+catalog). ``OPTABS_BENCH_QUICK=1``: MgO, ZnS, ZnO. ``OPTABS_BENCH_EDGES_PROGRESS=FILE`` appends each
+finished material to FILE as one JSON line; ``python benchmarks/bench_edges.py --summarise FILE...``
+prints the summary of such files (a long run cut short keeps what it finished).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 import statistics
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -89,9 +91,21 @@ def run(only: list[str] | None = None) -> dict:
     if quick():
         ids = [m for m in ids if m in QUICK_MATERIALS]
     elif only:
-        ids = [m for m in ids if m in only]
+        ids = [m for m in only if m in ids]  # in the order asked
+    progress = os.environ.get("OPTABS_BENCH_EDGES_PROGRESS")
+    rows: dict = {}
     with tempfile.TemporaryDirectory(prefix="optabs-bench-edges-") as tmp, ProcessPoolExecutor(2) as pool:
-        rows = dict(zip(ids, pool.map(_one, ids, [tmp] * len(ids)), strict=True))
+        futures = {pool.submit(_one, m, tmp): m for m in ids}
+        for future in as_completed(futures):
+            rows[futures[future]] = future.result()
+            if progress:
+                with open(progress, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({futures[future]: rows[futures[future]]}) + "\n")
+    return summarise({m: rows[m] for m in ids}, bool(only))
+
+
+def summarise(rows: dict, subset: bool) -> dict:
+    """The benchmark's record from per-material rows (see :func:`_one`)."""
     counted = {m: r for m, r in rows.items() if r.get("gap_ev", 0) >= MIN_GAP_EV and "d_onset_ev" in r}
 
     def worst(key: str) -> float | None:
@@ -106,7 +120,7 @@ def run(only: list[str] | None = None) -> dict:
         "quick": quick(),
         "dense_factor": DENSE_FACTOR,
         "materials": len(rows),
-        "subset": bool(only) and not quick(),
+        "subset": subset and not quick(),
         "counted (gap >= 0.3 eV)": len(counted),
         "max_abs_d_onset_ev": worst("d_onset_ev"),
         "max_abs_d_e5_ev": worst("d_e5_ev"),
@@ -120,4 +134,8 @@ def run(only: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO / "src"))
-    print(json.dumps(run(sys.argv[1:] or None), indent=2))
+    if sys.argv[1:2] == ["--summarise"]:
+        lines = [json.loads(line) for name in sys.argv[2:] for line in Path(name).read_text().splitlines() if line]
+        print(json.dumps(summarise({k: v for line in lines for k, v in line.items()}, True), indent=2))
+    else:
+        print(json.dumps(run(sys.argv[1:] or None), indent=2))

@@ -564,7 +564,7 @@ def test_guard_densifies_until_the_edge_is_found_and_records_it(monkeypatch, tmp
 
     calls = _fake_optics(monkeypatch, lambda density: 0.80 if density < 3 else 0.58)
     gs = _GroundState(None, -10.0, 9, BandEdges(vbm=0.0, cbm=0.53, direct_gap=0.53), False)
-    s = GpawSettings.preset("demo", max_grid_densifications=2)
+    s = GpawSettings.preset("demo", max_grid_densifications=2, kdensity_nscf=2.2)
     bands, guard = optics_with_guard("X", MGO_ATOMS(), gs, s, {}, tmp_path / "nscf.gpw", tmp_path / "nscf.txt")
     assert len(calls) == 2 and guard["passed"] is True
     assert guard["difference_ev"] == pytest.approx(0.05) and guard["tolerance_ev"] == 0.1
