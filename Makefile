@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml tools/install-system.sh resources/gpaw-siteconfig.py
 	test -x $(PY) || python3.11 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
+	# GPAW compiled here with resources/gpaw-siteconfig.py (FFTW): never a cached wheel, rebuilt when the config changes
+	$(PY) -m pip install -q --no-cache-dir --no-binary gpaw --force-reinstall --no-deps "$$(grep -o 'gpaw==[0-9.]*' pyproject.toml)"
 	$(PY) -m pip install -q -e '.[workflow,gpaw,test]'
 	touch $(STAMP)
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages optabs needs, only those missing. Used by `make setup`.
-#   libxc-dev libopenblas-dev : build GPAW (the embedded DFT engine)
+#   libxc-dev libopenblas-dev libfftw3-dev : build GPAW (the embedded DFT engine)
 #   chromium chromium-driver  : the report's browser test
 #   slurm-wlm munge           : the real single-node SLURM of the cluster tests
 set -euo pipefail
-want=(libxc-dev libopenblas-dev chromium chromium-driver slurm-wlm munge)
+want=(libxc-dev libopenblas-dev libfftw3-dev chromium chromium-driver slurm-wlm munge)
 missing=()
 for p in "${want[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -131,6 +131,9 @@ def test_presets_and_validation():
         GpawSettings(eta_ev=0)
     with pytest.raises(ConfigError, match="nscf_eigenstates"):
         GpawSettings(nscf_eigenstates=-1e-6)
+    assert (demo.eigensolver, demo.scf_eigenstates, converged.scf_eigenstates) == ("davidson", 1e-6, None)
+    with pytest.raises(ConfigError, match="eigensolver"):
+        GpawSettings(eigensolver="lanczos")
 
 
 def test_single_thread_env():
@@ -287,6 +290,26 @@ def test_mgo_spectrum(mgo, demo):
     assert not (workdir / "nscf.gpw").exists()  # wave functions dropped after success
     assert set(result.timings_s) >= {"ground_state", "nscf", "dielectric", "gllbsc", "total"}
     assert result.settings["setups"]["Mg"]["valence"] == 10
+    assert result.settings["fft"] == "FFTW"  # the Makefile builds GPAW with resources/gpaw-siteconfig.py
+
+
+@pytest.mark.slow
+def test_the_demos_faster_scf_gives_gpaws_default_ground_state_and_gllbsc_gap(tmp_path):
+    """Davidson at 1e-6 eV² per electron (the demo) against GPAW's own defaults: PPCG (GLLB-SC: Davidson) at 4e-8."""
+    from optabs.dft.gpaw.steps import _gllbsc_gap, _scf
+
+    atoms = structure_to_atoms("MgO", MGO)
+    gaps = {}
+    for name, (eigensolver, eigenstates) in {"demo": ("davidson", 1e-6), "gpaw": (None, None)}.items():
+        calc = _scf(atoms, xc="PBE", ecut_ev=400.0, kpts=(4, 4, 4), gamma=True, smearing_ev=0.01,
+                    convergence_bands="CBM+1", maxiter=None, txt=tmp_path / f"{name}.txt",
+                    eigensolver=eigensolver, eigenstates=eigenstates)
+        homo, lumo = calc.get_homo_lumo()
+        settings = GpawSettings.preset("demo", eigensolver=eigensolver or "ppcg", scf_eigenstates=eigenstates)
+        gaps[name] = (lumo - homo, _gllbsc_gap("MgO", atoms, settings, (4, 4, 4), tmp_path / f"{name}-gllb.txt")["gap_ev"])
+    assert "Davidson" in (tmp_path / "demo.txt").read_text() and "PPCG" in (tmp_path / "gpaw.txt").read_text()
+    assert gaps["demo"][0] == pytest.approx(gaps["gpaw"][0], abs=2e-3)  # PBE gap, eV
+    assert gaps["demo"][1] == pytest.approx(gaps["gpaw"][1], abs=5e-3)  # GLLB-SC gap, eV
 
 
 @pytest.mark.slow

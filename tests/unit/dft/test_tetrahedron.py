@@ -35,6 +35,7 @@ from optabs.dft.tetrahedron import (
     HARTREE_EV,
     bin_integrals,
     cube_tetrahedra,
+    distinct_tetrahedra,
     grid_order,
     integration_weights,
     interband_eps_imag,
@@ -303,6 +304,42 @@ def test_interband_eps_imag_of_a_parabolic_band_matches_the_analytic_result():
     np.testing.assert_allclose(eps2[inside], analytic[inside], rtol=0.02)
     np.testing.assert_array_equal(eps2[energy < eg_ev - h], 0.0)
     assert eps2[0].tolist() == [0.0, 0.0]
+
+
+def _cubic_group_classes(n):
+    """(K,) class of each point of an n³ grid under the 48 operations of a simple cubic lattice."""
+    points = _grid_points((n, n, n))
+    flats = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1, -1), repeat=3):
+            image = (points[:, perm] * np.array(signs)) % n
+            flats.append((image[:, 0] * n + image[:, 1]) * n + image[:, 2])
+    return np.min(flats, axis=0)
+
+
+def test_tetrahedra_related_by_symmetry_are_integrated_once_with_the_same_result():
+    # a cubic-symmetric band pair (values depend on the sorted |k_i|) on a 6³ grid: the cubic
+    # group's 48 operations make most tetrahedra copies of a few; the reduction must be exact
+    n = 6
+    k = _grid_points((n, n, n))
+    k = np.minimum(k, n - k)  # |k_i| in grid steps
+    rng = np.random.default_rng(3)
+    table = rng.uniform(1.0, 3.0, size=(n, n, n))
+    invariant = table[tuple(np.sort(k, axis=1).T)]  # f(sorted |k|): invariant under the cubic group
+    delta = np.stack([invariant, 1.5 * invariant + 0.2], axis=1)  # (K, 2 pairs), eV
+    matrix = np.stack([invariant**2, np.sqrt(invariant)], axis=1)[:, :, None] * [1.0, 0.3]  # (K, 2, 2)
+    energy = np.arange(0.0, 6.5, 0.02)
+    classes = _cubic_group_classes(n)
+    tets = cube_tetrahedra((n, n, n))
+    reduced, counts = distinct_tetrahedra(tets, classes)
+    assert counts.sum() == len(tets) and len(reduced) < len(tets) / 8
+    full = interband_eps_imag(delta, matrix, (n, n, n), 200.0, energy)
+    fast = interband_eps_imag(delta, matrix, (n, n, n), 200.0, energy, point_class=classes)
+    assert full.max() > 0.1
+    np.testing.assert_allclose(fast, full, rtol=1e-10, atol=1e-12 * full.max())
+    # labels that merge points with different values are not a symmetry: the result changes
+    wrong = interband_eps_imag(delta, matrix, (n, n, n), 200.0, energy, point_class=classes // 2)
+    assert np.abs(wrong - full).max() > 1e-3 * full.max()
 
 
 def test_interband_eps_imag_refuses_a_non_uniform_energy_grid():

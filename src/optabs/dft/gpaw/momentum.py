@@ -222,12 +222,16 @@ def momentum_eps_imag(
     fine = delta.min(axis=0) < delta.min() + fine_window_ev
     high = np.zeros((len(energy), basis.shape[1]))
     if (~fine).any():
-        high = interband_eps_imag(delta[:, ~fine], values[:, ~fine], size, volume, energy, reciprocal_cell=recip)
+        high = interband_eps_imag(delta[:, ~fine], values[:, ~fine], size, volume, energy, reciprocal_cell=recip,
+                                  point_class=bz2ibz)
     eps2 = {}
     for factor in refinements:
         refined_delta, refined_size = refine(delta[:, fine], size, factor)
         refined_values, _ = refine(values[:, fine], size, factor)
-        eps_d = high + interband_eps_imag(refined_delta, refined_values, refined_size, volume, energy, reciprocal_cell=recip)
+        # on the optics grid itself the values unfold from the irreducible points: tetrahedra
+        # related by symmetry are integrated once (the refined points have no such labels)
+        eps_d = high + interband_eps_imag(refined_delta, refined_values, refined_size, volume, energy,
+                                          reciprocal_cell=recip, point_class=bz2ibz if factor == 1 else None)
         eps2[factor] = (eps_d @ basis.T) / _NORM  # (E, 6)
     record = {
         "kpts_full_zone": len(delta), "kpts_irreducible": len(ibz), "symmetries": len(rotations),

@@ -23,6 +23,7 @@ _XCS = ("PBEsol", "PBE")
 _BROADENINGS = ("gaussian", "lorentzian")
 _OPTICS_GRIDS = ("gamma", "shifted")
 _INTEGRATIONS = ("momentum-tetrahedron", "tetrahedron", "point")
+_EIGENSOLVERS = ("davidson", "ppcg", "rmm-diis")
 
 
 def single_thread_env() -> dict[str, str]:
@@ -80,7 +81,7 @@ class GpawSettings(Settings):
     """
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "demo": dict(ecut_ev=400.0, kdensity_gs=2.0, kdensity_nscf=3.0, nscf_eigenstates=1e-4),
+        "demo": dict(ecut_ev=400.0, kdensity_gs=2.0, kdensity_nscf=3.0, nscf_eigenstates=1e-4, scf_eigenstates=1e-6),
         "converged": dict(
             ecut_ev=800.0, kdensity_gs=3.5, kdensity_nscf=5.0, empty_bands_per_atom=6.0, min_band_top_ev=25.0
         ),
@@ -102,6 +103,10 @@ class GpawSettings(Settings):
     min_band_top_ev: float = 15.0  # highest band must start this far above the VBM
     max_band_retries: int = 2
     nscf_eigenstates: float | None = None  # optics-step tolerance (eV^2 per electron); None = GPAW's 4e-8
+    scf_eigenstates: float | None = None  # the same for the self-consistent steps (ground state, GLLB-SC)
+    # GPAW's eigensolver of the ground state and optics bands (GPAW 26 defaults to "ppcg"; GLLB-SC
+    # runs GPAW's older code, which always uses Davidson)
+    eigensolver: str = "davidson"
     response_ecut_ev: float = 10.0  # plane-wave cutoff of the response function
     optics_grid: str = "gamma"  # "gamma": Γ-centred optics k-grid; "shifted": even, Γ-free (before issue 16)
     # Brillouin-zone integration of the optics step: "momentum-tetrahedron" (ours: linear tetrahedra
@@ -133,6 +138,7 @@ class GpawSettings(Settings):
         self.check_choice("broadening", _BROADENINGS)
         self.check_choice("optics_grid", _OPTICS_GRIDS)
         self.check_choice("integration", _INTEGRATIONS)
+        self.check_choice("eigensolver", _EIGENSOLVERS)
         if self.integration != "point" and self.optics_grid != "gamma":
             raise self.invalid("integration", "'point' with optics_grid 'shifted' (tetrahedra need a Γ-centred grid)")
         if self.integration == "momentum-tetrahedron" and self.broadening != "gaussian":
@@ -147,7 +153,7 @@ class GpawSettings(Settings):
         self.check_choice("tetra_refinement", (1, 2, 4))
         self.check_numbers("max_refinement_densifications", integer=True, inclusive=True)
         self.check_numbers("maxiter", integer=True, minimum=1, inclusive=True, optional=True)
-        self.check_numbers("nscf_eigenstates", optional=True)
+        self.check_numbers("nscf_eigenstates", "scf_eigenstates", optional=True)
         self.check_numbers("max_band_retries", integer=True, inclusive=True)
         self.check_numbers("threads", integer=True, minimum=1, inclusive=True)
 
