@@ -170,7 +170,6 @@ class GpawEngine:
             "smearing_ev": s.smearing_ev,
             "convergence_bands": s.convergence_bands,
             "scf_eigenstates": s.scf_eigenstates,
-            "eigensolver": s.eigensolver,
             "kpts_gs": m.kpts_gs,
         }
 

@@ -104,9 +104,9 @@ class GpawSettings(Settings):
     max_band_retries: int = 2
     nscf_eigenstates: float | None = None  # optics-step tolerance (eV^2 per electron); None = GPAW's 4e-8
     scf_eigenstates: float | None = None  # the same for the self-consistent steps (ground state, GLLB-SC)
-    # GPAW's eigensolver of the ground state and optics bands (GPAW 26 defaults to "ppcg"; GLLB-SC
-    # runs GPAW's older code, which always uses Davidson)
-    eigensolver: str = "davidson"
+    # GPAW's eigensolver of the optics bands (GPAW 26's default, "ppcg", stays for the ground state:
+    # Davidson took 43 SCF iterations for La2O3 against 16; the optics step 15 % less time)
+    nscf_eigensolver: str = "davidson"
     response_ecut_ev: float = 10.0  # plane-wave cutoff of the response function
     optics_grid: str = "gamma"  # "gamma": Γ-centred optics k-grid; "shifted": even, Γ-free (before issue 16)
     # Brillouin-zone integration of the optics step: "momentum-tetrahedron" (ours: linear tetrahedra
@@ -138,7 +138,7 @@ class GpawSettings(Settings):
         self.check_choice("broadening", _BROADENINGS)
         self.check_choice("optics_grid", _OPTICS_GRIDS)
         self.check_choice("integration", _INTEGRATIONS)
-        self.check_choice("eigensolver", _EIGENSOLVERS)
+        self.check_choice("nscf_eigensolver", _EIGENSOLVERS)
         if self.integration != "point" and self.optics_grid != "gamma":
             raise self.invalid("integration", "'point' with optics_grid 'shifted' (tetrahedra need a Γ-centred grid)")
         if self.integration == "momentum-tetrahedron" and self.broadening != "gaussian":

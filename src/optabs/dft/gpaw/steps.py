@@ -55,7 +55,6 @@ def _scf(
     maxiter: int | None,
     txt: Path,
     setups: Any = "paw",
-    eigensolver: str | None = None,
     eigenstates: float | None = None,
 ) -> Any:
     """Run a self-consistent GPAW ground state; returns the converged calculator.
@@ -63,8 +62,8 @@ def _scf(
     The band count is explicit, occupied + max(8, 1.5 per atom): GPAW's default can be too small
     for ``convergence={'bands': 'CBM+1'}`` when many bands crowd the conduction-band minimum (Ba 5d
     in BaS), and the cycle then never converges ("Not enough bands for CBM+1" in the log); if that
-    still happens, the empty bands are doubled, twice at most. ``eigensolver`` and
-    ``eigenstates`` (eV² per electron): GPAW's defaults where None.
+    still happens, the empty bands are doubled, twice at most. ``eigenstates``: the residual
+    (eV² per electron) the eigenstates converge to; GPAW's 4e-8 where None.
     """
     from gpaw import GPAW, PW, ConvergenceError, FermiDirac
 
@@ -84,8 +83,6 @@ def _scf(
         )
         if eigenstates is not None:
             kwargs["convergence"]["eigenstates"] = eigenstates
-        if eigensolver is not None:
-            kwargs["eigensolver"] = eigensolver
         if maxiter is not None:
             kwargs["maxiter"] = maxiter
         calc = GPAW(**kwargs)
@@ -153,7 +150,7 @@ def _ground_state(
             gs = _scf(
                 atoms, xc=xc, ecut_ev=s.ecut_ev, kpts=kpts, gamma=True, smearing_ev=s.smearing_ev,
                 convergence_bands=s.convergence_bands, maxiter=s.maxiter, txt=log,
-                eigensolver=s.eigensolver, eigenstates=s.scf_eigenstates,
+                eigenstates=s.scf_eigenstates,
             )
             _store_gpw(gs, gpw, gs_key)
         total_energy = float(gs.get_potential_energy())
@@ -195,7 +192,7 @@ def _optics_bands(
         extra = max(4, math.ceil(0.1 * nbands))  # unconverged buffer bands above the converged ones
         nscf_key = _fingerprint(
             {**key, "kpts_nscf": kpts, "gamma_nscf": gamma, "nbands": nbands, "extra": extra,
-             "eigenstates": s.nscf_eigenstates}
+             "eigenstates": s.nscf_eigenstates, "eigensolver": s.nscf_eigensolver}
         )
         nscf = _load_cached_gpw(material_id, gpw, nscf_key, "nscf")
         with _step(material_id, "nscf", log):
@@ -204,7 +201,7 @@ def _optics_bands(
                     kpts={"size": kpts, "gamma": gamma},
                     nbands=nbands + extra,
                     convergence=nscf_convergence,
-                    eigensolver=s.eigensolver,
+                    eigensolver=s.nscf_eigensolver,
                     txt=str(log),
                 )
                 _store_gpw(nscf, gpw, nscf_key, mode="all")
@@ -444,7 +441,7 @@ def _gllbsc_gap(material_id: str, atoms: Atoms, s: GpawSettings, kpts: tuple[int
         calc = _scf(
             atoms, xc="GLLBSC", ecut_ev=s.ecut_ev, kpts=kpts, gamma=True, smearing_ev=s.gllbsc_smearing_ev,
             convergence_bands=s.convergence_bands, maxiter=s.maxiter, txt=log,
-            eigenstates=s.scf_eigenstates,  # GLLB-SC runs GPAW's older code: Davidson always, no PPCG
+            eigenstates=s.scf_eigenstates,
         )
         response = calc.hamiltonian.xc.response
         homo, lumo = calc.get_homo_lumo()
