@@ -134,6 +134,9 @@ def test_presets_and_validation():
     assert (demo.nscf_eigensolver, demo.scf_eigenstates, converged.scf_eigenstates) == ("davidson", 1e-6, None)
     with pytest.raises(ConfigError, match="nscf_eigensolver"):
         GpawSettings(nscf_eigensolver="lanczos")
+    assert demo.kpoints_per_atom_nscf == 1000
+    with pytest.raises(ConfigError, match="kpoints_per_atom_nscf"):
+        GpawSettings(kpoints_per_atom_nscf=-1)
 
 
 def test_single_thread_env():
@@ -147,6 +150,30 @@ def test_kpoint_grid_follows_ase_density():
     atoms = structure_to_atoms("MgO", MGO)
     assert kpoint_grid(atoms, 2.0) == (6, 6, 6)  # |b| = 2.58 / Å
     assert kpoint_grid(atoms, 3.0, even=True) == (8, 8, 8)
+
+
+@pytest.mark.parametrize("name", ["BaO", "SnO2", "ZnO"])
+def test_kpoints_per_atom_raise_the_optics_density_to_the_smallest_grid_that_has_them(name):
+    from optabs.dft.gpaw.structure import density_for_kpoints_per_atom
+
+    structures = {
+        "BaO": rocksalt(5.54, "Ba", "O"),  # 2 atoms: 6x6x6 at 3.0 is 432 per atom
+        "SnO2": Structure.from_spacegroup(  # rutile, 6 atoms: 4x4x6 at 3.0 is 576
+            "P4_2/mnm", Lattice.tetragonal(4.74, 3.19), ["Sn", "O"], [[0, 0, 0], [0.307, 0.307, 0]]),
+        "ZnO": Structure.from_spacegroup(  # wurtzite, 4 atoms
+            "P6_3mc", Lattice.hexagonal(3.25, 5.21), ["Zn", "O"], [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]]),
+    }
+    atoms = structure_to_atoms(name, structures[name])
+    n = len(atoms)
+    density = density_for_kpoints_per_atom(atoms, 1000, 3.0)
+    grid = kpoint_grid(atoms, density)
+    assert density >= 3.0 and np.prod(grid) * n >= 1000
+    assert np.prod(kpoint_grid(atoms, density * (1 - 1e-6))) * n < 1000  # the smallest such density
+    assert np.prod(kpoint_grid(atoms, 3.0)) * n < 1000  # it did raise it
+    assert density_for_kpoints_per_atom(atoms, 0, 3.0) == 3.0
+    assert density_for_kpoints_per_atom(atoms, 10, 3.0) == 3.0  # already enough
+    if name == "BaO":
+        assert grid == (8, 8, 8)  # 7x7x7 = 686 per atom is not enough
 
 
 def _gaussian_line(w: np.ndarray, w0: float, width: float, area: float) -> np.ndarray:

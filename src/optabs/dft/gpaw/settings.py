@@ -81,7 +81,10 @@ class GpawSettings(Settings):
     """
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "demo": dict(ecut_ev=400.0, kdensity_gs=2.0, kdensity_nscf=3.0, nscf_eigenstates=1e-4, scf_eigenstates=1e-6),
+        "demo": dict(
+            ecut_ev=400.0, kdensity_gs=2.0, kdensity_nscf=3.0, kpoints_per_atom_nscf=1000.0, nscf_eigenstates=1e-4,
+            scf_eigenstates=1e-6,
+        ),
         "converged": dict(
             ecut_ev=800.0, kdensity_gs=3.5, kdensity_nscf=5.0, empty_bands_per_atom=6.0, min_band_top_ev=25.0
         ),
@@ -95,6 +98,7 @@ class GpawSettings(Settings):
     ecut_ev: float = 400.0
     kdensity_gs: float = 2.0
     kdensity_nscf: float = 3.0
+    kpoints_per_atom_nscf: float = 0.0  # optics grid: at least this many k-points x atoms (KPPRA); 0 = off
     smearing_ev: float = 0.01  # Fermi-Dirac width of the ground state
     convergence_bands: str = "CBM+1"  # GPAW: converge bands up to CBM + 1 eV
     maxiter: int | None = None  # SCF iterations; None = GPAW's default
@@ -149,6 +153,7 @@ class GpawSettings(Settings):
             "domega0_ev", "omega2_ev", "gllbsc_smearing_ev", "edge_tolerance_ev", "tetra_step_ev",
             "tetra_fine_window_ev", "refinement_tolerance_ev",
         )
+        self.check_numbers("kpoints_per_atom_nscf", inclusive=True)
         self.check_numbers("max_grid_densifications", integer=True, inclusive=True)
         self.check_choice("tetra_refinement", (1, 2, 4))
         self.check_numbers("max_refinement_densifications", integer=True, inclusive=True)

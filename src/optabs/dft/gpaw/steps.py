@@ -26,6 +26,7 @@ from optabs.dft.gpaw.structure import (
     _eigenvalues,
     _n_occupied,
     band_edges,
+    density_for_kpoints_per_atom,
     merge_edges,
     more_empty_bands,
     optics_kpoint_grid,
@@ -233,6 +234,11 @@ def edge_miss_ev(edges_gs: BandEdges, edges_optics: BandEdges) -> float:
     return float(edges_optics.direct_gap - edges_gs.direct_gap)
 
 
+def optics_density(atoms: Atoms, s: GpawSettings) -> float:
+    """The optics k-density: ``s.kdensity_nscf``, raised until the grid has ``s.kpoints_per_atom_nscf`` per atom."""
+    return density_for_kpoints_per_atom(atoms, s.kpoints_per_atom_nscf, s.kdensity_nscf)
+
+
 def optics_with_guard(
     material_id: str, atoms: Atoms, gs: _GroundState, s: GpawSettings, key: dict[str, Any], gpw: Path, log: Path,
     density: float | None = None,
@@ -245,7 +251,7 @@ def optics_with_guard(
     shifted up by the grid is never returned silently (issue 16: CdSe on the shifted 4x4x2 grid
     started 1.9 eV above its 0.53 eV direct gap at Γ).
     """
-    density = s.kdensity_nscf if density is None else density
+    density = optics_density(atoms, s) if density is None else density
     attempts: list[dict[str, Any]] = []
     for densification in range(s.max_grid_densifications + 1):
         kpts, vertices = optics_kpoint_grid(atoms, density, s.optics_grid, ibz_vertices=s.integration == "tetrahedron")
@@ -394,7 +400,7 @@ def converged_optics(
     """
     import time
 
-    density = s.kdensity_nscf
+    density = optics_density(atoms, s)
     history = []
     for attempt in range(s.max_refinement_densifications + 1):
         t0 = time.perf_counter()

@@ -61,6 +61,27 @@ def kpoint_grid(atoms: Atoms, density: float, even: bool = False) -> tuple[int, 
     return n1, n2, n3
 
 
+def density_for_kpoints_per_atom(atoms: Atoms, kpoints_per_atom: float, density: float = 0.0) -> float:
+    """The smallest k-density (points per Å⁻¹, at least ``density``) whose grid has ≥ ``kpoints_per_atom`` per atom.
+
+    "k-points per reciprocal atom" (KPPRA): the grid's number of points times the atoms in the
+    cell (pymatgen's ``Kpoints.automatic_density``, the Materials Project's 1000 for GGA). The
+    grid follows :func:`kpoint_grid` (n_i = ⌈density·|b_i|⌉), so small cells, cheap per k-point,
+    get denser grids than one density would give them. 0: ``density`` unchanged.
+    """
+    n_atoms = len(atoms)
+    if kpoints_per_atom <= 0 or np.prod(kpoint_grid(atoms, density)) * n_atoms >= kpoints_per_atom:
+        return density
+    b = np.linalg.norm(atoms.cell.reciprocal(), axis=1) * 2 * np.pi  # |b_i| in 1/Å
+    # the grid grows only where density·|b_i| passes an integer: try those densities in order
+    top = int(np.ceil(kpoints_per_atom / n_atoms)) + 1
+    steps = np.unique((np.arange(1, top + 1)[:, None] / b[None, :]).ravel() * (1 + 1e-9))
+    for candidate in steps[steps > density]:
+        if np.prod(kpoint_grid(atoms, float(candidate))) * n_atoms >= kpoints_per_atom:
+            return float(candidate)
+    raise AssertionError("unreachable: the last candidate has enough points")  # pragma: no cover
+
+
 def optics_kpoint_grid(
     atoms: Atoms, density: float, optics_grid: str, ibz_vertices: bool = True
 ) -> tuple[tuple[int, int, int], bool]:
