@@ -44,17 +44,19 @@ def _one(material_id: str, workdir: str) -> dict:
     from optabs.structures.catalog import load_catalog
 
     candidate = next(c for c in load_catalog(REPO / "resources" / "catalog.yaml") if c.material_id == material_id)
+    from optabs.dft.gpaw.steps import optics_density
     from optabs.dft.gpaw.structure import optics_kpoint_grid, structure_to_atoms
 
     demo = GpawSettings.preset("demo", gap_method="none")
-    # dense: at least DENSE_FACTOR x the demo's optics grid along every axis (the demo grid is
-    # often denser than its k-density asks, to hold the irreducible zone's vertices)
+    # dense: at least DENSE_FACTOR x the demo's first optics grid along every axis (that grid can
+    # be denser than kdensity_nscf asks: kpoints_per_atom_nscf, or GPAW's tetrahedra's vertices)
     atoms = structure_to_atoms(material_id, candidate.structure)
+    demo_density = optics_density(atoms, demo)
     demo_grid, _ = optics_kpoint_grid(
-        atoms, demo.kdensity_nscf, demo.optics_grid, ibz_vertices=demo.integration == "tetrahedron"
+        atoms, demo_density, demo.optics_grid, ibz_vertices=demo.integration == "tetrahedron"
     )
     b_lengths = np.linalg.norm(atoms.cell.reciprocal(), axis=1) * 2 * np.pi  # |b_i|, 1/Å
-    density = max(DENSE_FACTOR * demo.kdensity_nscf, float(np.max(DENSE_FACTOR * np.array(demo_grid) / b_lengths)) - 1e-6)
+    density = max(DENSE_FACTOR * demo_density, float(np.max(DENSE_FACTOR * np.array(demo_grid) / b_lengths)) - 1e-6)
     dense = GpawSettings.preset("demo", gap_method="none", kdensity_nscf=density)
     row: dict = {"formula": candidate.structure.composition.reduced_formula}
     grid = energy_grid()

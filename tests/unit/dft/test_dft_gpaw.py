@@ -672,6 +672,21 @@ def _nscf_gpw(tmp_path: Path, structure: Structure, size: tuple[int, int, int], 
 
 
 @pytest.mark.slow
+def test_our_valence_conduction_momentum_block_equals_gpaws_full_matrix(tmp_path):
+    from gpaw import GPAW
+
+    from optabs.dft.gpaw.momentum import momentum_block, momentum_matrix
+
+    gpw, n_occ = _nscf_gpw(tmp_path, ZNS_PBE, (4, 4, 4))
+    calc = GPAW(str(gpw), txt=None, parallel={"domain": 1, "band": 1})
+    full = momentum_matrix(calc, n_occ + 8)  # GPAW's get_mml: every pair of bands
+    block = momentum_block(calc, n_occ, n_occ + 8)
+    assert block.shape == (len(full), 3, n_occ, 8)
+    assert np.abs(full[:, :, :n_occ, n_occ:]).max() > 0.1  # allowed transitions are there
+    np.testing.assert_allclose(block, full[:, :, :n_occ, n_occ:], atol=1e-10)
+
+
+@pytest.mark.slow
 def test_symmetrised_momentum_tensor_equals_a_calculation_without_symmetry(tmp_path):
     # Tetragonally strained MgO (c/a = 1.15): ε_xx = ε_yy != ε_zz. The irreducible-zone result,
     # symmetrised with the crystal's rotations, must equal the full-zone one computed without any

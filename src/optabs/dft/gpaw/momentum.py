@@ -145,7 +145,11 @@ def cubic_refine(values: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
 
 
 def momentum_matrix(calc: Any, nbands: int) -> np.ndarray:
-    """(k, 3, n, n) momentum matrix elements p^α_nm of the first ``nbands`` bands (atomic units) at the irreducible points."""
+    """(k, 3, n, n) momentum matrix elements p^α_nm of the first ``nbands`` bands (atomic units) at the irreducible points.
+
+    GPAW's own ``gpaw.nlopt.matrixel.get_mml``: every pair of bands. The engine needs only the
+    (valence, conduction) block, :func:`momentum_block`; this one is its reference in the tests.
+    """
     from ase.utils.timing import Timer
     from gpaw.nlopt.adapters import CollinearGSInfo
     from gpaw.nlopt.matrixel import get_mml
@@ -156,6 +160,32 @@ def momentum_matrix(calc: Any, nbands: int) -> np.ndarray:
 
     with _silent_stdout():  # its progress bar writes to the sys.stdout of import time
         return np.asarray(get_mml(CollinearGSInfo(calc), slice(0, nbands), 0, timer=_Quiet()))
+
+
+def momentum_block(calc: Any, n_occupied: int, nbands: int) -> np.ndarray:
+    """(k, 3, v, c) p^α_vc = ⟨v k| −i∇ |c k⟩ (atomic units) between the occupied and the next empty bands.
+
+    v runs over the ``n_occupied`` lowest bands, c over bands ``n_occupied`` to ``nbands`` − 1, at
+    each irreducible point of ``calc`` (plane-wave mode, one spin). The same matrix elements as
+    GPAW's ``get_mml`` (plane waves: Ω Σ_G u*_v(G) (k + G) u_c(G); PAW: −i Σ_a Σ_ij P*_vi
+    ⟨φ_i|∇|φ_j⟩ − ⟨φ̃_i|∇|φ̃_j⟩ P_cj), but only this block, as matrix products: a quarter of the
+    pairs, and BLAS instead of a three-operand einsum (ZnO, 11x11x6: 3.2 s -> 0.3 s).
+    """
+    from gpaw.nlopt.adapters import CollinearGSInfo
+
+    gs = CollinearGSInfo(calc)
+    valence, conduction = slice(0, n_occupied), slice(n_occupied, nbands)
+    out = []
+    for wfs in gs.ibzwfs:
+        k_plus_g, u_nG = gs.get_plane_wave_coefficients(wfs, slice(0, nbands), 0)  # (G, 3), (n, G)
+        u_v, u_c = u_nG[valence], u_nG[conduction]
+        p = np.stack([(u_v.conj() * k_plus_g[:, a]) @ u_c.T for a in range(3)]) * gs.ucvol  # (3, v, c)
+        projections = gs.get_wave_function_projections(wfs, slice(0, nbands), 0)
+        for p_ni, nabla_iiv in zip(projections.values(), gs.nabla_aiiv, strict=True):
+            p_ni = np.asarray(p_ni)
+            p -= 1j * np.einsum("vi,ija,cj->avc", p_ni[valence].conj(), nabla_iiv, p_ni[conduction], optimize=True)
+        out.append(p)
+    return np.array(out)
 
 
 @contextlib.contextmanager
@@ -206,7 +236,7 @@ def momentum_eps_imag(
     rotations = cartesian_rotations(ibz.symmetries.rotation_scc, cell_cv)
     basis = invariant_basis(rotations)  # (6, d)
     eig = np.array([calc.get_eigenvalues(kpt=k, spin=0) for k in range(len(ibz))])[:, :nbands]
-    p_vc = momentum_matrix(calc, nbands)[:, :, :n_occupied, n_occupied:nbands]  # (k, 3, v, c)
+    p_vc = momentum_block(calc, n_occupied, nbands)  # (k, 3, v, c)
     nv, nc = p_vc.shape[2], p_vc.shape[3]
     components = np.stack([(p_vc[:, a] * p_vc[:, b].conj()).real for a, b in _PAIRS], axis=-1)  # (k, v, c, 6)
     components = degenerate_average(components, eig[:, :n_occupied], eig[:, n_occupied:])
