@@ -55,6 +55,7 @@ rule:
     # A job fails only where a retry can help (a timeout, out of memory, a lost node): a failed
     # calculation is a recorded result, not a failed job. The retry gets more time and memory.
     retries: 2
+    priority: dft_priority
     conda:
         f"../envs/dft-{DFT_ENGINE}.yaml"
     script:

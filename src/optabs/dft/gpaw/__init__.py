@@ -82,6 +82,17 @@ structure is more useful than none, and mixing functionals within one material i
 :func:`check_generated_setups` compares generated against shipped datasets (used by the tests,
 not at run time).
 
+Speed (issue 16, measured on this 2-core machine; ``bench_demo`` has the whole demo): GPAW is
+built against FFTW (``resources/gpaw-siteconfig.py``; anatase TiO2 optics bands 42.0 -> 35.8 s,
+its 27³ FFT grid, symmetrised from 18x18x27, is the cost); the optics bands use Davidson (PPCG,
+GPAW 26's default, 40.4 s against 35.8 s for the same bands) while the ground state keeps PPCG
+(Davidson needed 43 SCF iterations for La2O3 against 16); the SCF steps converge to 1e-6 eV² per
+electron. In the dielectric step the momentum matrix elements are computed for the valence x
+conduction block only, as matrix products (:func:`~optabs.dft.gpaw.momentum.momentum_block`,
+equal to GPAW's ``get_mml`` to 1e-15; ZnO 4.0 -> 0.07 s), and tetrahedra whose corners unfold
+from the same irreducible points are integrated once (identical result; ZnO 17.8 -> 10.6 s).
+The Snakemake rule starts the largest cells first (``priority``), so that few cores finish together.
+
 Threads: GPAW runs fastest here with one BLAS thread per process (MgO chain 13.9 s with 1 thread,
 21.6 s with 2, 32.8 s with the default, worse beside another busy process); run materials side
 by side instead. ``OPENBLAS_NUM_THREADS`` is read when the BLAS library loads, so a caller must set
