@@ -747,8 +747,10 @@ def test_momentum_tetrahedra_agree_with_gpaws_own_response_on_a_dense_grid(tmp_p
 def test_refinement_check_densifies_a_grid_that_does_not_resolve_the_edge(tmp_path, setups_dir):
     # MgO on a 6x6x6 optics grid (k-density 2.2): refining the grid moves E5 by 0.2 eV (5.83 ->
     # 5.61 eV), more than the 0.15 eV tolerance, so the engine densifies to 9x9x9, where it moves
-    # by 0.1 eV (5.44 -> 5.33; 5.32 on a 21x21x21 grid).
-    settings = GpawSettings.preset("demo", setups_dir=str(setups_dir), gap_method="none", kdensity_nscf=2.2)
+    # by 0.1 eV (5.44 -> 5.33; 5.32 on a 21x21x21 grid). No k-point floor: it would start at 8x8x8.
+    settings = GpawSettings.preset(
+        "demo", setups_dir=str(setups_dir), gap_method="none", kdensity_nscf=2.2, kpoints_per_atom_nscf=0
+    )
     result = GpawEngine(settings).run("MgO", MGO, tmp_path)
     details = result.settings["integration_details"]
     attempts = details["refinement_attempts"]
