@@ -759,3 +759,68 @@ def test_refinement_check_densifies_a_grid_that_does_not_resolve_the_edge(tmp_pa
     assert attempts[0]["difference_ev"] > 0.15 >= attempts[1]["difference_ev"]
     assert result.settings["kpts_nscf"] == [9, 9, 9] and details["refinement_check"]["passed"]
     assert attempts[1]["e5_ev"] == pytest.approx(details["refinement_check"]["e5_ev"])
+    # MgO's Γ edge (O 2p -> Mg 3s) is dipole-allowed: no densification for a forbidden edge
+    assert details["edge_kane_energy_ev"] > 5.0 and not any(a["forbidden_edge"] for a in attempts)
+
+
+RUTILE_SNO2 = Structure.from_spacegroup(
+    "P4_2/mnm", Lattice.tetragonal(4.737, 3.186), ["Sn", "O"], [[0, 0, 0], [0.307, 0.307, 0]]
+)
+
+
+@pytest.mark.slow
+def test_kane_energy_finds_rutile_sno2s_dipole_forbidden_edge_and_mgos_allowed_one(tmp_path):
+    # Independent: the parity selection rule. SnO2's direct gap at Γ (Γ3+ -> Γ1+, both even) is
+    # dipole-forbidden (Fröhlich et al., PRL 41, 1750 (1978)); MgO's (Γ15 odd -> Γ1 even) allowed,
+    # with a Kane energy of order 10-20 eV like other allowed edges.
+    from optabs.dft.gpaw.momentum import momentum_eps_imag
+
+    found = {}
+    for name, structure, size in (("SnO2", RUTILE_SNO2, (3, 3, 4)), ("MgO", MGO, (4, 4, 4))):
+        (tmp_path / name).mkdir()
+        gpw, n_occ = _nscf_gpw(tmp_path / name, structure, size)
+        found[name] = momentum_eps_imag(gpw, n_occ, n_occ + 8, 0.025, (1,))[2]
+    assert found["SnO2"]["edge_kane_energy_ev"] < 1e-3 and 0.1 < found["SnO2"]["edge_direct_gap_ev"] < 2.5
+    assert 5.0 < found["MgO"]["edge_kane_energy_ev"] < 40.0 and 3.5 < found["MgO"]["edge_direct_gap_ev"] < 6.0
+
+
+def _fake_dielectric(monkeypatch, forbidden: bool, moves_ev: float):
+    """Optics bands and ε replaced: every grid has an edge with this refinement move and this edge strength."""
+    import optabs.dft.gpaw.steps as steps
+
+    grids = []
+
+    def bands(material_id, atoms, gs, s, key, gpw, log, density=None):
+        grids.append(density)
+        return steps._OpticsBands(gpw, 20, gs.edges, gs.edges, 20.0, [], (len(grids),) * 3), {"passed": True}
+
+    def dielectric(material_id, bands, n_occupied, s, log):
+        check = {"difference_ev": moves_ev, "passed": moves_ev <= s.refinement_tolerance_ev}
+        return steps._Dielectric(np.zeros(3), np.zeros((3, 6)), 0.0, {"refinement_check": check, "forbidden_edge": forbidden})
+
+    monkeypatch.setattr(steps, "optics_with_guard", bands)
+    monkeypatch.setattr(steps, "_momentum_dielectric", dielectric)
+    return grids
+
+
+@pytest.mark.parametrize(
+    ("forbidden", "moves_ev", "grids"),
+    [(False, 0.05, 1), (True, 0.05, 2), (False, 0.3, 3), (True, 0.3, 3)],
+)
+def test_a_forbidden_edge_densifies_the_optics_grid_once_like_a_failed_refinement_check(
+    monkeypatch, tmp_path, forbidden, moves_ev, grids
+):
+    from optabs.dft.gpaw.steps import _GroundState, converged_optics
+    from optabs.dft.gpaw.structure import BandEdges
+
+    densities = _fake_dielectric(monkeypatch, forbidden, moves_ev)
+    gs = _GroundState(None, -10.0, 9, BandEdges(vbm=0.0, cbm=1.0, direct_gap=1.0), False)
+    s = GpawSettings.preset("demo", kpoints_per_atom_nscf=0, max_refinement_densifications=2)
+    timings: dict[str, float] = {}
+    _, _, diel = converged_optics("X", MGO_ATOMS(), gs, s, {}, tmp_path / "nscf.gpw", {"nscf": tmp_path / "n.txt",
+                                  "df": tmp_path / "df.txt"}, timings)
+    history = diel.details["refinement_attempts"]
+    # a forbidden edge alone densifies once; a failing check densifies up to the limit (2 times)
+    assert len(densities) == grids
+    assert [h["forbidden_edge"] for h in history] == [forbidden] * len(densities)
+    assert densities[1:] == pytest.approx([densities[0] * 1.5**i for i in range(1, len(densities))])

@@ -264,11 +264,35 @@ def momentum_eps_imag(
                                           reciprocal_cell=recip, point_class=bz2ibz if factor == 1 else None)
         eps2[factor] = (eps_d @ basis.T) / _NORM  # (E, 6)
     record = {
+        **edge_strength(eig, components, n_occupied),
         "kpts_full_zone": len(delta), "kpts_irreducible": len(ibz), "symmetries": len(rotations),
         "invariant_components": int(basis.shape[1]), "transitions": nv * nc,
         "refined_transitions": int(fine.sum()), "fine_window_ev": fine_window_ev, "step_ev": step_ev,
     }
     return energy, eps2, record
+
+
+#: Hartree in eV (CODATA 2018, as in ASE's ``units.Hartree``).
+HARTREE_EV = 27.211386245988
+
+
+def edge_strength(eig: np.ndarray, components: np.ndarray, n_occupied: int) -> dict[str, float]:
+    """The smallest direct gap (eV) and the Kane energy (eV) of its transition.
+
+    ``eig`` (k, n) band energies in eV at the irreducible points, ``components`` (k, v, c, 6)
+    Re[p^α p^β*] (atomic units) of the (valence, conduction) pairs, already averaged over
+    degenerate levels (:func:`degenerate_average`). At the point with the smallest direct gap,
+    the pair (highest valence, lowest conduction band) has the Kane energy E_P = 2 |p|²/m_e,
+    with |p|² = tr M = Σ_α |p^α|², per state of the degenerate levels; in Hartree atomic units
+    E_P = 2 tr M Ha. For a cubic Γ15 -> Γ1 edge (valence X, Y, Z; conduction S) this is Kane's
+    2 |⟨S|p_x|X⟩|²/m_e, of order 20 eV for allowed edges (GaAs 28.8, Vurgaftman et al., J. Appl.
+    Phys. 89, 5815 (2001)); a dipole-forbidden one, such as rutile SnO2's Γ edge (Fröhlich et
+    al., PRL 41, 1750 (1978)), has E_P = 0 by symmetry.
+    """
+    direct = eig[:, n_occupied] - eig[:, n_occupied - 1]
+    k = int(np.argmin(direct))
+    trace = float(components[k, n_occupied - 1, 0, :3].sum())
+    return {"edge_direct_gap_ev": round(float(direct[k]), 4), "edge_kane_energy_ev": round(2.0 * trace * HARTREE_EV, 4)}
 
 
 def uncorrected_edges(energy_ev: np.ndarray, eps: np.ndarray) -> tuple[float | None, float | None]:

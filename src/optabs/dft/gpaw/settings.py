@@ -131,6 +131,12 @@ class GpawSettings(Settings):
     # else the optics grid is densified (x1.5 density), at most max_refinement_densifications times
     refinement_tolerance_ev: float = 0.15
     max_refinement_densifications: int = 1
+    # a band-edge transition with a Kane energy below this (eV) is dipole-forbidden: the absorption
+    # rises only with |p|² away from the edge point, which the grid must resolve, so the optics grid
+    # is densified once (x1.5) as for a failed refinement check (SnO2; see optabs.dft.gpaw.steps); 0 = off.
+    # Demo catalog: the rutiles SnO2, GeO2, TiO2 0.0000 (zero by symmetry); the weakest allowed
+    # edges CeO2 (O 2p -> Ce 4f) 0.058, BaZrO3 0.58, La2O3 0.26; allowed s-p edges 3-15 eV
+    forbidden_edge_kane_ev: float = 0.01
     edge_tolerance_ev: float = 0.1  # the optics grid may miss the ground-state direct gap by this much
     max_grid_densifications: int = 1  # optics-grid densifications (x1.5 density) before the material fails
     eta_ev: float = 0.05  # broadening: Gaussian σ ("gaussian") or Lorentzian η ("lorentzian")
@@ -161,7 +167,7 @@ class GpawSettings(Settings):
             "domega0_ev", "omega2_ev", "gllbsc_smearing_ev", "edge_tolerance_ev", "tetra_step_ev",
             "tetra_fine_window_ev", "refinement_tolerance_ev",
         )
-        self.check_numbers("kpoints_per_atom_nscf", inclusive=True)
+        self.check_numbers("kpoints_per_atom_nscf", "forbidden_edge_kane_ev", inclusive=True)
         self.check_numbers("max_grid_densifications", integer=True, inclusive=True)
         self.check_choice("tetra_refinement", (1, 2, 4))
         self.check_numbers("max_refinement_densifications", integer=True, inclusive=True)
