@@ -47,7 +47,8 @@ The chain, per material (each step writes its GPAW text log into ``workdir``):
    direct gap must lie within ``edge_tolerance_ev`` of the ground-state grid's; otherwise the grid
    is densified (``max_grid_densifications``) and then the material fails, never silently starting
    its spectrum late. Both gaps and their difference are in ``result.gap_details["optics_grid_guard"]``.
-   The band gap is taken from both grids.
+   The band gap is taken from both grids. A dipole-forbidden band edge (the rutiles' Γ edges)
+   densifies the optics grid once more (:func:`~optabs.dft.gpaw.steps.converged_optics`).
 3. ``df.txt``: with ``integration="momentum-tetrahedron"`` (default) a one-line record of the
    integration; ε2 from :func:`~optabs.dft.gpaw.momentum.momentum_eps_imag`, broadened by a
    Gaussian, ε1 from it by Kramers-Kronig (:func:`~optabs.dft.gpaw.steps.broadened_eps`).
