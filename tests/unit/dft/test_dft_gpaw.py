@@ -790,7 +790,7 @@ def _fake_dielectric(monkeypatch, forbidden: bool, moves_ev: float):
 
     grids = []
 
-    def bands(material_id, atoms, gs, s, key, gpw, log, density=None):
+    def bands(material_id, atoms, gs, s, key, gpw, log, density=None, previous=None):
         grids.append(density)
         return steps._OpticsBands(gpw, 20, gs.edges, gs.edges, 20.0, [], (len(grids),) * 3), {"passed": True}
 
@@ -824,3 +824,19 @@ def test_a_forbidden_edge_densifies_the_optics_grid_once_like_a_failed_refinemen
     assert len(densities) == grids
     assert [h["forbidden_edge"] for h in history] == [forbidden] * len(densities)
     assert densities[1:] == pytest.approx([densities[0] * 1.5**i for i in range(1, len(densities))])
+
+
+def test_a_densified_grid_keeps_the_zone_boundary_points_its_even_axes_had():
+    # BaO's direct gap is at X = ½ b1 + ½ b3 (fcc): 8x8x8 holds it; 1.5x the density gives 11x11x11,
+    # which does not (11 * ½ is no integer), so the densified grid must be 12x12x12
+    from optabs.dft.gpaw.steps import keep_zone_boundary, optics_density
+
+    atoms = structure_to_atoms("BaO", rocksalt(5.54, "Ba", "O"))
+    first = kpoint_grid(atoms, optics_density(atoms, GpawSettings.preset("demo")))
+    denser = kpoint_grid(atoms, 1.5 * optics_density(atoms, GpawSettings.preset("demo")))
+    assert first == (8, 8, 8) and denser == (11, 11, 11)
+    kept = keep_zone_boundary(denser, first)
+    assert kept == (12, 12, 12) and all((n * 0.5).is_integer() for n in kept)
+    assert keep_zone_boundary((7, 7, 10), (5, 5, 7)) == (7, 7, 10)  # odd axes may stay odd
+    assert keep_zone_boundary((7, 7, 9), (5, 5, 6)) == (7, 7, 10)
+    assert keep_zone_boundary((11, 11, 11), None) == (11, 11, 11)

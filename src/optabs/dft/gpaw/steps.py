@@ -239,9 +239,22 @@ def optics_density(atoms: Atoms, s: GpawSettings) -> float:
     return density_for_kpoints_per_atom(atoms, s.kpoints_per_atom_nscf, s.kdensity_nscf)
 
 
+def keep_zone_boundary(kpts: tuple[int, int, int], previous: tuple[int, ...] | None) -> tuple[int, int, int]:
+    """A densified Γ-centred grid ``kpts`` with each axis kept even where the ``previous`` grid's was.
+
+    An even Γ-centred grid holds the zone-boundary points (X, M, L, ... at ½); 1.5x the density can
+    make an axis odd and drop them, and with them an edge that lies there: BaO's direct gap is
+    at X, and 8x8x8 densified to 11x11x11 missed it (the guard then densified again, to 16x16x16).
+    """
+    if previous is None:
+        return kpts
+    n1, n2, n3 = (n + n % 2 if p % 2 == 0 else n for n, p in zip(kpts, previous, strict=True))
+    return n1, n2, n3
+
+
 def optics_with_guard(
     material_id: str, atoms: Atoms, gs: _GroundState, s: GpawSettings, key: dict[str, Any], gpw: Path, log: Path,
-    density: float | None = None,
+    density: float | None = None, previous: tuple[int, ...] | None = None,
 ) -> tuple[_OpticsBands, dict[str, Any]]:
     """The optics bands on a grid that has the band edge, and the guard's record (``gap_details``).
 
@@ -249,12 +262,14 @@ def optics_with_guard(
     grid's; otherwise the optics density grows by 1.5x, at most ``s.max_grid_densifications``
     times, and then the material fails with the two gaps in the reason: a spectrum whose edge is
     shifted up by the grid is never returned silently (issue 16: CdSe on the shifted 4x4x2 grid
-    started 1.9 eV above its 0.53 eV direct gap at Γ).
+    started 1.9 eV above its 0.53 eV direct gap at Γ). ``previous``: the grid this one densifies
+    (:func:`keep_zone_boundary`).
     """
     density = optics_density(atoms, s) if density is None else density
     attempts: list[dict[str, Any]] = []
     for densification in range(s.max_grid_densifications + 1):
         kpts, vertices = optics_kpoint_grid(atoms, density, s.optics_grid, ibz_vertices=s.integration == "tetrahedron")
+        kpts = keep_zone_boundary(kpts, previous)
         bands = _optics_bands(material_id, atoms, gs, s, kpts, key, gpw, log)
         bands.ibz_vertices = vertices
         miss = edge_miss_ev(gs.edges, bands.edges_nscf)
@@ -264,6 +279,7 @@ def optics_with_guard(
             break
         if densification < s.max_grid_densifications:
             density *= 1.5
+            previous = kpts
     guard = {
         "direct_gap_ground_state_grid_ev": gs.edges.direct_gap,
         "direct_gap_optics_grid_ev": bands.edges_nscf.direct_gap,
@@ -410,10 +426,12 @@ def converged_optics(
     import time
 
     density = optics_density(atoms, s)
-    history = []
+    history: list[dict[str, Any]] = []
+    previous: tuple[int, ...] | None = None
     for attempt in range(s.max_refinement_densifications + 1):
         t0 = time.perf_counter()
-        bands, guard = optics_with_guard(material_id, atoms, gs, s, key, gpw, logs["nscf"], density)
+        bands, guard = optics_with_guard(material_id, atoms, gs, s, key, gpw, logs["nscf"], density, previous)
+        previous = bands.kpts
         t1 = time.perf_counter()
         diel = _momentum_dielectric(material_id, bands, gs.n_occupied, s, logs["df"])
         timings["nscf"] = timings.get("nscf", 0.0) + t1 - t0
