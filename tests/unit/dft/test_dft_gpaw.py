@@ -746,18 +746,19 @@ def test_momentum_tetrahedra_agree_with_gpaws_own_response_on_a_dense_grid(tmp_p
 @pytest.mark.slow
 def test_refinement_check_densifies_a_grid_that_does_not_resolve_the_edge(tmp_path, setups_dir):
     # MgO on a 6x6x6 optics grid (k-density 2.2): refining the grid moves E5 by 0.2 eV (5.83 ->
-    # 5.61 eV), more than the 0.15 eV tolerance, so the engine densifies to 9x9x9, where it moves
-    # by 0.1 eV (5.44 -> 5.33; 5.32 on a 21x21x21 grid). No k-point floor: it would start at 8x8x8.
+    # 5.61 eV), more than the 0.15 eV tolerance, so the engine densifies: 1.5x the density gives
+    # 9x9x9, kept even (10x10x10) so that it still holds X (on 9x9x9 E5 moved by 0.1 eV, 5.44 ->
+    # 5.33; 5.32 on a 21x21x21 grid). No k-point floor: it would start at 8x8x8.
     settings = GpawSettings.preset(
         "demo", setups_dir=str(setups_dir), gap_method="none", kdensity_nscf=2.2, kpoints_per_atom_nscf=0
     )
     result = GpawEngine(settings).run("MgO", MGO, tmp_path)
     details = result.settings["integration_details"]
     attempts = details["refinement_attempts"]
-    assert [a["kpts"] for a in attempts] == [[6, 6, 6], [9, 9, 9]]
+    assert [a["kpts"] for a in attempts] == [[6, 6, 6], [10, 10, 10]]
     assert [a["passed"] for a in attempts] == [False, True]
     assert attempts[0]["difference_ev"] > 0.15 >= attempts[1]["difference_ev"]
-    assert result.settings["kpts_nscf"] == [9, 9, 9] and details["refinement_check"]["passed"]
+    assert result.settings["kpts_nscf"] == [10, 10, 10] and details["refinement_check"]["passed"]
     assert attempts[1]["e5_ev"] == pytest.approx(details["refinement_check"]["e5_ev"])
     # MgO's Γ edge (O 2p -> Mg 3s) is dipole-allowed: no densification for a forbidden edge
     assert details["edge_kane_energy_ev"] > 5.0 and not any(a["forbidden_edge"] for a in attempts)
