@@ -82,13 +82,22 @@ def dft_timings(results: Path) -> dict:
     if not summary_path.exists():
         return {"error": f"no {summary_path.relative_to(results.parent)}"}
     summary = pd.read_csv(summary_path)
-    per_material = {}
+    per_material, optics = {}, {}
     for path in sorted(results.glob("dft/*/result.json")):
         result = json.loads(path.read_text())
         timings = result.get("timings_s") or {}
         per_material[result["material_id"]] = {
             "n_atoms": result.get("n_atoms"),
             **{k: round(float(v), 1) for k, v in timings.items()},
+        }
+        settings = result.get("settings") or {}
+        attempts = (settings.get("integration_details") or {}).get("refinement_attempts") or []
+        # what the optics step cost was spent on: its grids (skipped ones too) and bands
+        optics[result["material_id"]] = {
+            "grids": ["x".join(map(str, a["kpts"])) + (" (skipped)" if a.get("skipped") else "") for a in attempts],
+            "nbands": settings.get("nbands_optics"),
+            "band_top_above_vbm_ev": round(float(settings.get("band_top_above_vbm_ev", 0.0)), 1),
+            "band_attempts": len(settings.get("band_attempts") or []),
         }
     totals = {m: t.get("total", 0.0) for m, t in per_material.items()}
     steps = sorted({k for t in per_material.values() for k in t} - {"n_atoms", "total"})
@@ -101,6 +110,7 @@ def dft_timings(results: Path) -> dict:
         "dft_seconds_by_step": {s: round(sum(t.get(s, 0.0) for t in per_material.values()), 1) for s in steps},
         "slowest": sorted(totals, key=totals.get, reverse=True)[:5],
         "per_material": per_material,
+        "optics": optics,
     }
 
 

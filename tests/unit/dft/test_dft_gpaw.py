@@ -785,6 +785,26 @@ def test_kane_energy_finds_rutile_sno2s_dipole_forbidden_edge_and_mgos_allowed_o
     assert 5.0 < found["MgO"]["edge_kane_energy_ev"] < 40.0 and 3.5 < found["MgO"]["edge_direct_gap_ev"] < 6.0
 
 
+@pytest.mark.slow
+def test_a_ground_state_just_computed_shows_the_same_selection_rule(tmp_path):
+    # The engine reads the edge's Kane energy from the ground state's own wave functions (bands
+    # converged to CBM+1, as the engine's), before any optics step: the parity rule again
+    # (SnO2 Γ3+ -> Γ1+ forbidden, MgO Γ15 -> Γ1 allowed), and the same edge as on the optics grid.
+    from gpaw import GPAW, PW, FermiDirac
+
+    from optabs.dft.gpaw.momentum import calculator_edge_strength
+
+    found = {}
+    for name, structure, size in (("SnO2", RUTILE_SNO2, (2, 2, 3)), ("MgO", MGO, (4, 4, 4))):
+        atoms = structure_to_atoms(name, structure)
+        atoms.calc = GPAW(mode=PW(300), xc="PBE", kpts={"size": size, "gamma": True}, occupations=FermiDirac(0.01),
+                          convergence={"bands": "CBM+1"}, txt=str(tmp_path / f"{name}.txt"))
+        atoms.get_potential_energy()
+        found[name] = calculator_edge_strength(atoms.calc, round(atoms.calc.get_number_of_electrons() / 2))
+    assert found["SnO2"]["edge_kane_energy_ev"] < 1e-3 and 0.1 < found["SnO2"]["edge_direct_gap_ev"] < 2.5
+    assert 5.0 < found["MgO"]["edge_kane_energy_ev"] < 40.0 and 3.5 < found["MgO"]["edge_direct_gap_ev"] < 6.0
+
+
 def _fake_dielectric(monkeypatch, forbidden: bool, moves_ev: float):
     """Optics bands and ε replaced: every grid has an edge with this refinement move and this edge strength."""
     import optabs.dft.gpaw.steps as steps
@@ -825,6 +845,28 @@ def test_a_forbidden_edge_densifies_the_optics_grid_once_like_a_failed_refinemen
     assert len(densities) == grids
     assert [h["forbidden_edge"] for h in history] == [forbidden] * len(densities)
     assert densities[1:] == pytest.approx([densities[0] * 1.5**i for i in range(1, len(densities))])
+
+
+@pytest.mark.parametrize(("moves_ev", "computed"), [(0.05, [1.5]), (0.3, [1.5, 2.25])])
+def test_a_forbidden_edge_seen_in_the_ground_state_skips_the_coarse_optics_grid(monkeypatch, tmp_path, moves_ev, computed):
+    # The same grids as when the first optics pass finds the edge forbidden (the cases above:
+    # 1, 1.5 and 1, 1.5, 2.25), without computing the first: the skipped grid counts as one
+    # densification, and the history says which grid was skipped and why.
+    from optabs.dft.gpaw.steps import _GroundState, converged_optics, optics_density
+    from optabs.dft.gpaw.structure import BandEdges
+
+    densities = _fake_dielectric(monkeypatch, True, moves_ev)
+    strength = {"edge_kane_energy_ev": 0.0, "edge_direct_gap_ev": 1.0}
+    gs = _GroundState(None, -10.0, 9, BandEdges(vbm=0.0, cbm=1.0, direct_gap=1.0), False, strength)
+    s = GpawSettings.preset("demo", kpoints_per_atom_nscf=0, max_refinement_densifications=2)
+    _, _, diel = converged_optics("X", MGO_ATOMS(), gs, s, {}, tmp_path / "nscf.gpw", {"nscf": tmp_path / "n.txt",
+                                  "df": tmp_path / "df.txt"}, {})
+    first = optics_density(MGO_ATOMS(), s)
+    assert densities == pytest.approx([first * factor for factor in computed])
+    history = diel.details["refinement_attempts"]
+    assert history[0]["skipped"] and history[0]["kpts"] == list(kpoint_grid(MGO_ATOMS(), first))
+    assert len(history) == 1 + len(computed) and not any(h.get("skipped") for h in history[1:])
+    assert diel.details["ground_state_edge"] == strength
 
 
 def test_a_densified_grid_keeps_the_zone_boundary_points_its_even_axes_had():

@@ -212,6 +212,32 @@ def refine(values: np.ndarray, size: tuple[int, int, int], factor: int) -> tuple
     return values, size
 
 
+def pair_components(calc: Any, eig: np.ndarray, n_occupied: int) -> np.ndarray:
+    """(k, v, c, 6) Re[p^α p^β*] (atomic units) of every (valence, conduction) pair, averaged over degenerate levels.
+
+    ``eig`` (k, n): the band energies (eV) of ``calc`` at its irreducible points, the first n
+    bands; valence bands are the ``n_occupied`` lowest.
+    """
+    p_vc = momentum_block(calc, n_occupied, eig.shape[1])  # (k, 3, v, c)
+    components = np.stack([(p_vc[:, a] * p_vc[:, b].conj()).real for a, b in _PAIRS], axis=-1)
+    return degenerate_average(components, eig[:, :n_occupied], eig[:, n_occupied:])
+
+
+def calculator_edge_strength(calc: Any, n_occupied: int, n_conduction: int = 8) -> dict[str, float]:
+    """:func:`edge_strength` from the wave functions ``calc`` holds (a ground state just computed).
+
+    The lowest ``n_conduction`` empty bands only: the edge transition needs the lowest one and its
+    degenerate partners. The ground state's grid is coarser than the optics grid, but it is
+    Γ-centred and the edge points of the demo catalog (Γ; X of the rocksalts on their even grids)
+    lie on both, so the optics step can start on the grid a forbidden edge needs
+    (:func:`~optabs.dft.gpaw.steps.converged_optics`).
+    """
+    n_k = len(calc.get_ibz_k_points())
+    nbands = min(n_occupied + n_conduction, len(calc.get_eigenvalues(kpt=0, spin=0)))
+    eig = np.array([calc.get_eigenvalues(kpt=k, spin=0) for k in range(n_k)])[:, :nbands]
+    return edge_strength(eig, pair_components(calc, eig, n_occupied), n_occupied)
+
+
 def momentum_eps_imag(
     gpw: Path, n_occupied: int, nbands: int, step_ev: float, refinements: tuple[int, ...] = (2,),
     fine_window_ev: float = 5.0,
@@ -236,10 +262,8 @@ def momentum_eps_imag(
     rotations = cartesian_rotations(ibz.symmetries.rotation_scc, cell_cv)
     basis = invariant_basis(rotations)  # (6, d)
     eig = np.array([calc.get_eigenvalues(kpt=k, spin=0) for k in range(len(ibz))])[:, :nbands]
-    p_vc = momentum_block(calc, n_occupied, nbands)  # (k, 3, v, c)
-    nv, nc = p_vc.shape[2], p_vc.shape[3]
-    components = np.stack([(p_vc[:, a] * p_vc[:, b].conj()).real for a, b in _PAIRS], axis=-1)  # (k, v, c, 6)
-    components = degenerate_average(components, eig[:, :n_occupied], eig[:, n_occupied:])
+    components = pair_components(calc, eig, n_occupied)  # (k, v, c, 6)
+    nv, nc = components.shape[1], components.shape[2]
     coefficients = (symmetrize(components, rotations) * _NORM) @ basis  # (k, v, c, d)
 
     bz2ibz = np.asarray(ibz.bz2ibz_K)[np.argsort(grid_order(ibz.bz.kpt_Kc, size))]  # flat grid order
