@@ -184,14 +184,18 @@ class _OpticsBands:
 
 def _optics_bands(
     material_id: str, atoms: Atoms, gs: _GroundState, s: GpawSettings, kpts: tuple[int, int, int],
-    key: dict[str, Any], gpw: Path, log: Path,
+    key: dict[str, Any], gpw: Path, log: Path, n_empty: int | None = None,
 ) -> _OpticsBands:
     """Bands at fixed density on the optics grid ``kpts``, more of them until the top is high enough.
 
-    The grid is Γ-centred or shifted (Γ-free) as ``s.optics_grid`` says.
+    The grid is Γ-centred or shifted (Γ-free) as ``s.optics_grid`` says. ``n_empty``: the empty
+    bands to start with, where a coarser grid already found how many reach the top (a denser
+    grid's bands reach as high: its lowest top can only be lower by the dispersion between the
+    grids' points); None: the settings' estimate.
     """
     gamma = s.optics_grid == "gamma"
-    n_empty = math.ceil(max(s.empty_bands_per_atom * len(atoms), atoms.get_volume() / s.volume_per_empty_band_a3))
+    if n_empty is None:
+        n_empty = math.ceil(max(s.empty_bands_per_atom * len(atoms), atoms.get_volume() / s.volume_per_empty_band_a3))
     band_attempts: list[dict[str, float]] = []
     for _attempt in range(s.max_band_retries + 1):
         nbands = gs.n_occupied + n_empty
@@ -262,7 +266,7 @@ def keep_zone_boundary(kpts: tuple[int, int, int], previous: tuple[int, ...] | N
 
 def optics_with_guard(
     material_id: str, atoms: Atoms, gs: _GroundState, s: GpawSettings, key: dict[str, Any], gpw: Path, log: Path,
-    density: float | None = None, previous: tuple[int, ...] | None = None,
+    density: float | None = None, previous: tuple[int, ...] | None = None, n_empty: int | None = None,
 ) -> tuple[_OpticsBands, dict[str, Any]]:
     """The optics bands on a grid that has the band edge, and the guard's record (``gap_details``).
 
@@ -271,15 +275,16 @@ def optics_with_guard(
     times, and then the material fails with the two gaps in the reason: a spectrum whose edge is
     shifted up by the grid is never returned silently (issue 16: CdSe on the shifted 4x4x2 grid
     started 1.9 eV above its 0.53 eV direct gap at Γ). ``previous``: the grid this one densifies
-    (:func:`keep_zone_boundary`).
+    (:func:`keep_zone_boundary`); ``n_empty``: the empty bands a coarser grid needed (:func:`_optics_bands`).
     """
     density = optics_density(atoms, s) if density is None else density
     attempts: list[dict[str, Any]] = []
     for densification in range(s.max_grid_densifications + 1):
         kpts, vertices = optics_kpoint_grid(atoms, density, s.optics_grid, ibz_vertices=s.integration == "tetrahedron")
         kpts = keep_zone_boundary(kpts, previous)
-        bands = _optics_bands(material_id, atoms, gs, s, kpts, key, gpw, log)
+        bands = _optics_bands(material_id, atoms, gs, s, kpts, key, gpw, log, n_empty)
         bands.ibz_vertices = vertices
+        n_empty = bands.nbands - gs.n_occupied
         miss = edge_miss_ev(gs.edges, bands.edges_nscf)
         attempts.append({"kpts": list(kpts), "kdensity": density, "direct_gap_optics_grid_ev": bands.edges_nscf.direct_gap,
                          "miss_ev": miss})
@@ -445,6 +450,7 @@ def converged_optics(
     history: list[dict[str, Any]] = []
     previous: tuple[int, ...] | None = None
     densified_for_forbidden = False
+    n_empty: int | None = None
     first = 0
     if forbidden_on_ground_state_grid(gs, s) and s.max_refinement_densifications > 0:
         # known before any optics step: start on the grid the first pass would have led to
@@ -455,8 +461,10 @@ def converged_optics(
         densified_for_forbidden, first = True, 1
     for attempt in range(first, s.max_refinement_densifications + 1):
         t0 = time.perf_counter()
-        bands, guard = optics_with_guard(material_id, atoms, gs, s, key, gpw, logs["nscf"], density, previous)
-        previous = bands.kpts
+        bands, guard = optics_with_guard(
+            material_id, atoms, gs, s, key, gpw, logs["nscf"], density, previous, n_empty
+        )
+        previous, n_empty = bands.kpts, bands.nbands - gs.n_occupied
         t1 = time.perf_counter()
         diel = _momentum_dielectric(material_id, bands, gs.n_occupied, s, logs["df"])
         timings["nscf"] = timings.get("nscf", 0.0) + t1 - t0
