@@ -249,6 +249,9 @@ def rows_demo(r: dict) -> list[Row]:
         # issue 3's goal: the GPAW stage of the whole demo catalog under 10 minutes on 2 cores
         compute = d.get("dft_seconds_sum")
         detail = f"; GPAW itself {_s(compute)} of CPU, the rest is job start-up" if compute else ""
+        speed = r.get("calibration_s")
+        if speed:  # the machine's speed in this run (bench_demo.calibration_s)
+            detail += f"; machine check {speed['before']:.2f} / {speed['after']:.2f} s before / after"
         rows.append(("`make demo`: GPAW stage (36 materials, 2 at a time)",
                      f"{_s(gpaw['span_seconds'])} wall, {_s(gpaw['job_seconds'])} of jobs{detail}",
                      "< 10 min", gpaw["span_seconds"] < 600))

@@ -592,9 +592,9 @@ def _fake_optics(monkeypatch, direct_gaps_by_density):
 
     calls = []
 
-    def fake(material_id, atoms, gs, s, kpts, key, gpw, log):
+    def fake(material_id, atoms, gs, s, kpts, key, gpw, log, n_empty=None):
         density = s.kdensity_nscf if not calls else calls[-1][1] * 1.5
-        calls.append((kpts, density))
+        calls.append((kpts, density, n_empty))
         edges = BandEdges(vbm=0.0, cbm=direct_gaps_by_density(density), direct_gap=direct_gaps_by_density(density))
         return steps._OpticsBands(gpw, 20, edges, gs.edges, 20.0, [], tuple(kpts))
 
@@ -629,6 +629,7 @@ def test_guard_densifies_until_the_edge_is_found_and_records_it(monkeypatch, tmp
     assert len(calls) == 2 and guard["passed"] is True
     assert guard["difference_ev"] == pytest.approx(0.05) and guard["tolerance_ev"] == 0.1
     assert [a["miss_ev"] for a in guard["attempts"]] == pytest.approx([0.27, 0.05])
+    assert [c[2] for c in calls] == [None, 11]  # the denser grid starts with the bands the first needed
 
 
 def MGO_ATOMS():

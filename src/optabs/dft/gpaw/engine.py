@@ -243,7 +243,9 @@ class GpawEngine:
             "band_attempts": bands.attempts,
             "omegamax_ev": diel.omegamax_ev,
             "n_frequencies": int(len(diel.energy_ev)),
-            "hilbert_eta_ev": UNBROADENED_ETA_EV if s.broadening == "gaussian" else s.eta_ev,
+            # GPAW's response code only (our tetrahedra have no Hilbert transform)
+            **({} if s.integration == "momentum-tetrahedron" else {
+                "hilbert_eta_ev": UNBROADENED_ETA_EV if s.broadening == "gaussian" else s.eta_ev}),
             "local_field_effects": False,
             "intraband": False,
             "off_diagonal_components": (
