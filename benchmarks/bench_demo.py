@@ -17,8 +17,8 @@ Where the time goes, cheaply, from what the run writes anyway:
 - per material, from each ``results/dft/<id>/result.json``'s ``timings_s`` (ground state,
   optics bands, dielectric function, GLLB-SC): this replaces a separate GPAW benchmark.
 
-The machine's speed, before and after the run (:func:`calibration_s`): on this VM the same
-demo took 572, 618 and 715 s within a day, so a stage time is read beside it.
+The machine's speed, before and after the run (:func:`calibration_s`): this VM's speed drifts
+by 20 % and more within a day, so a stage time is read beside it.
 
 And whether the edges are right (issue 16): per material, the corrected spectrum's onset, E5 and
 edge offset (onset minus the gap-corrected direct gap), their median and maximum, and the offsets
@@ -185,8 +185,9 @@ print(time.perf_counter() - t)
 def calibration_s() -> float:
     """Seconds of :data:`_CALIBRATION`, two copies side by side as the demo's two jobs run (their mean).
 
-    This VM's speed drifts by 20 % and more between runs (the same demo: 572, 618 and 715 s
-    within a day); a GPAW stage time means something only beside this number from the same run.
+    This VM's speed drifts by 20 % and more between runs (the GPAW stage: 572 and 618 s in two
+    runs of one version, 715 s in a run of the next, faster one, within a day); a stage time
+    means something only beside this number from the same run.
     """
     import os
     import subprocess

@@ -180,6 +180,7 @@ class _OpticsBands:
     attempts: list[dict[str, float]]
     kpts: tuple[int, ...]  # the optics grid these bands are on
     ibz_vertices: bool = False  # the grid holds every vertex of the irreducible zone
+    calc: Any = field(default=None, repr=False)  # the calculator holding them (gpw's contents), while in use
 
 
 def _optics_bands(
@@ -237,7 +238,7 @@ def _optics_bands(
             log,
             "nscf",
         )
-    return _OpticsBands(gpw, nbands, edges_nscf, edges, band_top_ev, band_attempts, tuple(kpts))
+    return _OpticsBands(gpw, nbands, edges_nscf, edges, band_top_ev, band_attempts, tuple(kpts), calc=nscf)
 
 
 def edge_miss_ev(edges_gs: BandEdges, edges_optics: BandEdges) -> float:
@@ -400,8 +401,10 @@ def _momentum_dielectric(material_id: str, bands: _OpticsBands, n_occupied: int,
     refinements = (s.tetra_refinement, 1) if s.tetra_refinement > 1 else (1,)
     with _step(material_id, "dielectric", log):
         energy, eps2, record = momentum_eps_imag(
-            bands.gpw, n_occupied, bands.nbands, s.tetra_step_ev, refinements, s.tetra_fine_window_ev
+            bands.gpw if bands.calc is None else bands.calc, n_occupied, bands.nbands, s.tetra_step_ev, refinements,
+            s.tetra_fine_window_ev,
         )
+        bands.calc = None  # the wave functions are no longer needed: free them
         eps = {factor: broadened_eps(energy, values, s.eta_ev) for factor, values in eps2.items()}
     edges = {factor: uncorrected_edges(energy, values) for factor, values in eps.items()}
     refined, linear = edges[refinements[0]], edges[refinements[-1]]
