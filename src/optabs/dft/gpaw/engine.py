@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from optabs.dft.gpaw.broadening import UNBROADENED_ETA_EV
 from optabs.dft.gpaw.cache import _cache_meta, _structure_key
 from optabs.dft.gpaw.errors import GpawCalculationError, SetupGenerationError, _require_gpaw
+from optabs.dft.gpaw.response import _dielectric
 from optabs.dft.gpaw.settings import ENGINE_NAME, GpawSettings
 from optabs.dft.gpaw.setups import _dataset_record, _has_dataset, ensure_pbesol_setups
 from optabs.dft.gpaw.steps import (
     _Dielectric,
-    _dielectric,
     _gllbsc_gap,
     _ground_state,
     _GroundState,
