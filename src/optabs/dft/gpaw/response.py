@@ -61,6 +61,7 @@ def _directional_eps(
 
 
 def _dielectric(material_id: str, bands: _OpticsBands, s: GpawSettings, log: Path) -> _Dielectric:
+    bands.calc = None  # GPAW's response code reads the gpw file itself: no second copy in memory
     with _step(material_id, "dielectric", log), direct_paw_transforms():
         try:
             energy, eps_d = _directional_eps(bands, s, log, bands.ibz_vertices)

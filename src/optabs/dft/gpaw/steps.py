@@ -376,14 +376,17 @@ def _momentum_dielectric(material_id: str, bands: _OpticsBands, n_occupied: int,
         "tolerance_ev": s.refinement_tolerance_ev,
         "passed": max(moves, default=0.0) <= s.refinement_tolerance_ev,
     }
-    record["forbidden_edge"] = bool(record["edge_kane_energy_ev"] < s.forbidden_edge_kane_ev)
+    record["forbidden_edge"] = forbidden_edge(record, s)
     log.write_text(f"momentum-tetrahedron: {record}\n", encoding="utf-8")
     return _Dielectric(energy_ev=energy, eps=eps[refinements[0]], omegamax_ev=float(energy[-1]), details=record)
 
 
-def forbidden_on_ground_state_grid(gs: _GroundState, s: GpawSettings) -> bool:
-    """Whether the ground state's own bands show a dipole-forbidden edge (Kane energy < ``s.forbidden_edge_kane_ev``)."""
-    return gs.edge_strength is not None and gs.edge_strength["edge_kane_energy_ev"] < s.forbidden_edge_kane_ev
+def forbidden_edge(strength: dict[str, float] | None, s: GpawSettings) -> bool:
+    """Whether an edge is dipole-forbidden: its Kane energy below ``s.forbidden_edge_kane_ev``.
+
+    ``strength``: :func:`~optabs.dft.gpaw.momentum.edge_strength`'s record; False where it is None (unknown).
+    """
+    return strength is not None and strength["edge_kane_energy_ev"] < s.forbidden_edge_kane_ev
 
 
 def converged_optics(
@@ -402,7 +405,7 @@ def converged_optics(
     direct gap's transition below ``s.forbidden_edge_kane_ev``,
     :func:`~optabs.dft.gpaw.momentum.edge_strength`) densifies the first grid as well, whatever
     the check says; where the ground state's own bands already show it
-    (:func:`forbidden_on_ground_state_grid`), the optics step starts on the densified grid and
+    (``gs.edge_strength``), the optics step starts on the densified grid and
     the history records the skipped one. There the absorption grows with |p|² ∝ k² away from the edge point, and the
     check underestimates how far the edge still moves: rutile SnO2 (demo preset, E5 in eV; the
     grid 2x denser gives 3.49): 5x5x6 3.71 (the check moved it by 0.10, within tolerance), 6x6x9
@@ -417,7 +420,7 @@ def converged_optics(
     densified_for_forbidden = False
     n_empty: int | None = None
     first = 0
-    if forbidden_on_ground_state_grid(gs, s) and s.max_refinement_densifications > 0:
+    if forbidden_edge(gs.edge_strength, s) and s.max_refinement_densifications > 0:
         # known before any optics step: start on the grid the first pass would have led to
         previous, _ = optics_kpoint_grid(atoms, density, s.optics_grid, ibz_vertices=False)
         history.append({"kdensity": density, "kpts": list(previous), "skipped": True, "forbidden_edge": True,
